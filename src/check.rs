@@ -16,10 +16,7 @@ pub enum CheckError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("{source_file}: {error}")]
-    Secret {
-        source_file: String,
-        error: ManifestSecretError,
-    },
+    Secret { source_file: String, error: ManifestSecretError },
     #[error("cannot write the output: {0}")]
     Output(#[from] serde_json::Error),
 }
@@ -45,21 +42,13 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     if outcomes.is_empty() {
-        eprintln!(
-            "note: the input holds no CephCluster (apiVersion ceph.rook.io/v1, kind CephCluster)"
-        );
+        eprintln!("note: the input holds no CephCluster (apiVersion ceph.rook.io/v1, kind CephCluster)");
     }
-    if outcomes.iter().all(|o| o.allowed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    if outcomes.iter().all(|o| o.allowed) { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Every CephCluster in the inputs, reviewed as the webhook would review it.
@@ -70,31 +59,21 @@ pub fn evaluate(args: &CheckArgs, now: i64) -> Result<Vec<Outcome>, CheckError> 
     for doc in docs.iter().chain(&secret_docs).filter(|d| d.is_secret()) {
         secrets
             .add(&doc.value, &args.namespace)
-            .map_err(|error| CheckError::Secret {
-                source_file: doc.source.clone(),
-                error,
-            })?;
+            .map_err(|error| CheckError::Secret { source_file: doc.source.clone(), error })?;
     }
     let old_docs = match &args.old {
         Some(path) => manifests::read_all(std::slice::from_ref(path))?,
         None => Vec::new(),
     };
-    let old: BTreeMap<(String, String), &Value> = old_docs
-        .iter()
-        .filter(|d| d.is_ceph_cluster())
-        .map(|d| (key(d, &args.namespace), &d.value))
-        .collect();
+    let old: BTreeMap<(String, String), &Value> =
+        old_docs.iter().filter(|d| d.is_ceph_cluster()).map(|d| (key(d, &args.namespace), &d.value)).collect();
     Ok(docs
         .iter()
         .filter(|d| d.is_ceph_cluster())
         .map(|doc| {
             let old_object = old.get(&key(doc, &args.namespace)).copied();
             let review = Review::new(Request {
-                operation: if old_object.is_some() {
-                    Operation::Update
-                } else {
-                    Operation::Create
-                },
+                operation: if old_object.is_some() { Operation::Update } else { Operation::Create },
                 object: &doc.value,
                 old_object,
                 default_namespace: &args.namespace,
@@ -107,12 +86,7 @@ pub fn evaluate(args: &CheckArgs, now: i64) -> Result<Vec<Outcome>, CheckError> 
 }
 
 fn key(doc: &Document, default_namespace: &str) -> (String, String) {
-    let get = |p: &str| {
-        doc.value
-            .pointer(p)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let get = |p: &str| doc.value.pointer(p).and_then(Value::as_str).map(str::to_string);
     (
         get("/metadata/namespace").unwrap_or_else(|| default_namespace.to_string()),
         get("/metadata/name").unwrap_or_default(),
@@ -124,10 +98,7 @@ pub fn text(outcomes: &[Outcome]) -> String {
     let mut s = String::new();
     for o in outcomes {
         let verdict = if o.allowed { "ALLOWED" } else { "DENIED" };
-        s.push_str(&format!(
-            "{verdict} CephCluster {}/{}\n",
-            o.namespace, o.name
-        ));
+        s.push_str(&format!("{verdict} CephCluster {}/{}\n", o.namespace, o.name));
         for e in &o.errors {
             s.push_str(&format!("  error    {e}\n"));
         }

@@ -11,11 +11,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "rook-kms-webhook",
-    version,
-    about = "Guards the KMS (encryption) settings of Rook CephClusters"
-)]
+#[command(name = "rook-kms-webhook", version, about = "Guards the KMS (encryption) settings of Rook CephClusters")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -13,18 +13,11 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} is larger than {MAX_FILE_BYTES} bytes")]
     TooLarge { path: String },
     #[error("{path}: document {index} is not valid YAML: {message}")]
-    Yaml {
-        path: String,
-        index: usize,
-        message: String,
-    },
+    Yaml { path: String, index: usize, message: String },
 }
 
 /// One document and where it came from.
@@ -44,10 +37,7 @@ impl Document {
     }
 
     pub fn is_ceph_cluster(&self) -> bool {
-        self.kind() == Some("CephCluster")
-            && self
-                .api_version()
-                .is_some_and(|v| v.starts_with("ceph.rook.io/"))
+        self.kind() == Some("CephCluster") && self.api_version().is_some_and(|v| v.starts_with("ceph.rook.io/"))
     }
 
     pub fn is_secret(&self) -> bool {
@@ -72,23 +62,15 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     if path.as_os_str() == "-" || !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let read_err = |source| ManifestError::Read {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(read_err)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let read_err = |source| ManifestError::Read { path: path.display().to_string(), source };
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(path).map_err(read_err)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     let mut files = Vec::new();
     for entry in entries {
         if entry.is_dir() {
             files.extend(expand(&entry)?);
-        } else if entry
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-        {
+        } else if entry.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
             files.push(entry);
         }
     }
@@ -97,16 +79,10 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
 
 fn read_text(path: &Path) -> Result<String, ManifestError> {
     let name = path.display().to_string();
-    let read_err = |source| ManifestError::Read {
-        path: name.clone(),
-        source,
-    };
+    let read_err = |source| ManifestError::Read { path: name.clone(), source };
     let mut bytes = Vec::new();
     if path.as_os_str() == "-" {
-        std::io::stdin()
-            .take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_err)?;
+        std::io::stdin().take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(read_err)?;
     } else {
         std::fs::File::open(path)
             .map_err(read_err)?
@@ -125,11 +101,7 @@ fn read_text(path: &Path) -> Result<String, ManifestError> {
 }
 
 /// Parses a multi-document YAML text, appending its documents to `out`.
-pub fn parse_documents(
-    source: &str,
-    text: &str,
-    out: &mut Vec<Document>,
-) -> Result<(), ManifestError> {
+pub fn parse_documents(source: &str, text: &str, out: &mut Vec<Document>) -> Result<(), ManifestError> {
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(doc).map_err(|e| ManifestError::Yaml {
             path: source.to_string(),
@@ -151,10 +123,7 @@ fn push(source: &str, value: Value, out: &mut Vec<Document>) {
                 }
             }
         }
-        value => out.push(Document {
-            source: source.to_string(),
-            value,
-        }),
+        value => out.push(Document { source: source.to_string(), value }),
     }
 }
 
@@ -175,23 +144,17 @@ mod tests {
     #[test]
     fn bad_yaml_names_the_document() {
         let err = parse_documents("f.yaml", "a: 1\n---\n: : [\n", &mut Vec::new()).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("f.yaml: document 2 is not valid YAML"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("f.yaml: document 2 is not valid YAML"), "{err}");
     }
 
     #[test]
     fn alias_bombs_are_refused() {
         let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
         for i in 1..10 {
-            let prev = if i == 1 {
-                "a".to_string()
-            } else {
-                format!("a{}", i - 1)
-            };
-            bomb.push_str(&format!("a{i}: &a{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+            let prev = if i == 1 { "a".to_string() } else { format!("a{}", i - 1) };
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+            ));
         }
         assert!(parse_documents("bomb", &bomb, &mut Vec::new()).is_err());
     }

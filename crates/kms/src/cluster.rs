@@ -82,11 +82,7 @@ impl Cluster {
     pub fn from_object(object: &Value, default_namespace: &str) -> Result<Self, Vec<Finding>> {
         let mut r = Reader::default();
         let cluster = r.cluster(object, default_namespace);
-        if r.problems.is_empty() {
-            Ok(cluster)
-        } else {
-            Err(r.problems)
-        }
+        if r.problems.is_empty() { Ok(cluster) } else { Err(r.problems) }
     }
 }
 
@@ -108,19 +104,11 @@ fn type_name(v: &Value) -> &'static str {
 
 impl Reader {
     fn wrong(&mut self, path: &str, want: &str, got: &Value) {
-        self.problems.push(Finding::new(
-            path,
-            format!("must be {want}, not {}", type_name(got)),
-        ));
+        self.problems.push(Finding::new(path, format!("must be {want}, not {}", type_name(got))));
     }
 
     /// A map field that may be absent or null.
-    fn map<'v>(
-        &mut self,
-        parent: &'v Map<String, Value>,
-        key: &str,
-        path: &str,
-    ) -> Option<&'v Map<String, Value>> {
+    fn map<'v>(&mut self, parent: &'v Map<String, Value>, key: &str, path: &str) -> Option<&'v Map<String, Value>> {
         match parent.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m),
@@ -160,23 +148,15 @@ impl Reader {
             return cluster;
         };
         if let Some(meta) = self.map(root, "metadata", "metadata") {
-            cluster.name = self
-                .string(meta, "name", "metadata.name")
-                .unwrap_or_default();
-            cluster.namespace = self
-                .string(meta, "namespace", "metadata.namespace")
-                .unwrap_or_default();
+            cluster.name = self.string(meta, "name", "metadata.name").unwrap_or_default();
+            cluster.namespace = self.string(meta, "namespace", "metadata.namespace").unwrap_or_default();
             if let Some(ann) = self.map(meta, "annotations", "metadata.annotations") {
                 for (k, v) in ann {
                     match v {
                         Value::String(s) => {
                             cluster.annotations.insert(k.clone(), s.clone());
                         }
-                        other => self.wrong(
-                            &format!("metadata.annotations[{}]", field::shown(k)),
-                            "a string",
-                            other,
-                        ),
+                        other => self.wrong(&format!("metadata.annotations[{}]", field::shown(k)), "a string", other),
                     }
                 }
             }
@@ -187,10 +167,7 @@ impl Reader {
         let spec = match root.get("spec") {
             Some(Value::Object(spec)) => spec,
             None | Some(Value::Null) => {
-                self.problems.push(Finding::new(
-                    "spec",
-                    "is missing; a CephCluster needs a spec",
-                ));
+                self.problems.push(Finding::new("spec", "is missing; a CephCluster needs a spec"));
                 return cluster;
             }
             Some(other) => {
@@ -200,10 +177,8 @@ impl Reader {
         };
         if let Some(security) = self.map(spec, "security", "spec.security") {
             if let Some(kms) = self.map(security, "kms", field::KMS) {
-                cluster.kms.token_secret_name =
-                    self.string(kms, "tokenSecretName", field::TOKEN_SECRET_NAME);
-                if let Some(details) = self.map(kms, "connectionDetails", field::CONNECTION_DETAILS)
-                {
+                cluster.kms.token_secret_name = self.string(kms, "tokenSecretName", field::TOKEN_SECRET_NAME);
+                if let Some(details) = self.map(kms, "connectionDetails", field::CONNECTION_DETAILS) {
                     for (k, v) in details {
                         match v {
                             Value::String(s) => {
@@ -211,7 +186,10 @@ impl Reader {
                             }
                             Value::Number(_) | Value::Bool(_) => self.problems.push(Finding::new(
                                 field::detail(k),
-                                format!("must be a string, not {}; quote the value in YAML (e.g. {k}: \"{v}\")", type_name(v)),
+                                format!(
+                                    "must be a string, not {}; quote the value in YAML (e.g. {k}: \"{v}\")",
+                                    type_name(v)
+                                ),
                             )),
                             other => self.wrong(&field::detail(k), "a string (use \"\" for an empty value)", other),
                         }
@@ -219,10 +197,8 @@ impl Reader {
                 }
             }
             if let Some(rot) = self.map(security, "keyRotation", field::KEY_ROTATION) {
-                cluster.key_rotation.enabled =
-                    self.boolean(rot, "enabled", field::KEY_ROTATION_ENABLED);
-                cluster.key_rotation.schedule =
-                    self.string(rot, "schedule", field::KEY_ROTATION_SCHEDULE);
+                cluster.key_rotation.enabled = self.boolean(rot, "enabled", field::KEY_ROTATION_ENABLED);
+                cluster.key_rotation.schedule = self.string(rot, "schedule", field::KEY_ROTATION_SCHEDULE);
             }
         }
         if let Some(storage) = self.map(spec, "storage", "spec.storage") {
@@ -241,27 +217,16 @@ impl Reader {
                         self.wrong(&path, "a map", set);
                         continue;
                     };
-                    let name = self
-                        .string(set, "name", &field::device_set(index, "name"))
-                        .unwrap_or_default();
-                    let encrypted =
-                        self.boolean(set, "encrypted", &field::device_set(index, "encrypted"));
-                    cluster.device_sets.push(DeviceSet {
-                        index,
-                        name,
-                        encrypted,
-                    });
+                    let name = self.string(set, "name", &field::device_set(index, "name")).unwrap_or_default();
+                    let encrypted = self.boolean(set, "encrypted", &field::device_set(index, "encrypted"));
+                    cluster.device_sets.push(DeviceSet { index, name, encrypted });
                 }
             }
             Some(other) => self.wrong(field::DEVICE_SETS, "a list", other),
         }
         if let Some(migration) = self.map(storage, "migration", "spec.storage.migration") {
             cluster.migration_confirmed = self
-                .string(
-                    migration,
-                    "confirmation",
-                    "spec.storage.migration.confirmation",
-                )
+                .string(migration, "confirmation", "spec.storage.migration.confirmation")
                 .is_some_and(|c| c == "yes-really-migrate-osds");
         }
         cluster.host_encrypted_device = host_encrypted(storage);
@@ -272,15 +237,10 @@ impl Reader {
 /// `devices[].config`. Read leniently: this only feeds a warning.
 fn host_encrypted(storage: &Map<String, Value>) -> bool {
     fn config_says(v: &Value) -> bool {
-        v.get("config")
-            .and_then(|c| c.get("encryptedDevice"))
-            .and_then(Value::as_str)
-            == Some("true")
+        v.get("config").and_then(|c| c.get("encryptedDevice")).and_then(Value::as_str) == Some("true")
     }
     fn devices_say(v: &Value) -> bool {
-        v.get("devices")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(config_says))
+        v.get("devices").and_then(Value::as_array).is_some_and(|d| d.iter().any(config_says))
     }
     let storage = Value::Object(storage.clone());
     config_says(&storage)
@@ -341,10 +301,6 @@ mod tests {
     #[test]
     fn host_encryption_anywhere() {
         let obj = json!({"spec": {"storage": {"nodes": [{"name": "n", "devices": [{"name": "sdb", "config": {"encryptedDevice": "true"}}]}]}}});
-        assert!(
-            Cluster::from_object(&obj, "ns")
-                .unwrap()
-                .host_encrypted_device
-        );
+        assert!(Cluster::from_object(&obj, "ns").unwrap().host_encrypted_device);
     }
 }

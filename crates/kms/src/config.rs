@@ -12,12 +12,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 4] = [
-        Provider::Vault,
-        Provider::IbmKeyProtect,
-        Provider::Kmip,
-        Provider::AzureKv,
-    ];
+    pub const ALL: [Provider; 4] = [Provider::Vault, Provider::IbmKeyProtect, Provider::Kmip, Provider::AzureKv];
 
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == value)
@@ -36,19 +31,16 @@ impl Provider {
     pub fn suggest(value: &str) -> Option<Self> {
         let lower = value.trim().to_ascii_lowercase();
         let alias = match lower.as_str() {
-            "hashicorp-vault" | "hashicorp" | "vaulttokens" | "vault-tokens" | "openbao" => {
-                Some(Provider::Vault)
+            "hashicorp-vault" | "hashicorp" | "vaulttokens" | "vault-tokens" | "openbao" => Some(Provider::Vault),
+            "ibm-kp" | "ibm" | "ibmkp" | "keyprotect" | "key-protect" | "ibm-key-protect" | "hpcs" => {
+                Some(Provider::IbmKeyProtect)
             }
-            "ibm-kp" | "ibm" | "ibmkp" | "keyprotect" | "key-protect" | "ibm-key-protect"
-            | "hpcs" => Some(Provider::IbmKeyProtect),
-            "azure" | "azurekv" | "azure_kv" | "azure-keyvault" | "azure-key-vault" | "akv" => {
-                Some(Provider::AzureKv)
-            }
+            "azure" | "azurekv" | "azure_kv" | "azure-keyvault" | "azure-key-vault" | "akv" => Some(Provider::AzureKv),
             _ => None,
         };
-        alias.or_else(|| Provider::parse(&lower)).or_else(|| {
-            crate::names::suggest(&lower, Self::ALL.map(Provider::as_str)).and_then(Provider::parse)
-        })
+        alias
+            .or_else(|| Provider::parse(&lower))
+            .or_else(|| crate::names::suggest(&lower, Self::ALL.map(Provider::as_str)).and_then(Provider::parse))
     }
 
     /// Every key Rook (or the client library it hands the map to) reads for this provider.
@@ -118,14 +110,8 @@ const IBM_KEYS: &[&str] = &[
     "KMS_SERVICE_NAME",
 ];
 
-const KMIP_KEYS: &[&str] = &[
-    KMS_PROVIDER,
-    "KMIP_ENDPOINT",
-    "TLS_SERVER_NAME",
-    "READ_TIMEOUT",
-    "WRITE_TIMEOUT",
-    "KMS_SERVICE_NAME",
-];
+const KMIP_KEYS: &[&str] =
+    &[KMS_PROVIDER, "KMIP_ENDPOINT", "TLS_SERVER_NAME", "READ_TIMEOUT", "WRITE_TIMEOUT", "KMS_SERVICE_NAME"];
 
 const AZURE_KEYS: &[&str] = &[
     KMS_PROVIDER,
@@ -139,34 +125,19 @@ const AZURE_KEYS: &[&str] = &[
 
 /// Keys that carry secret material and must never be written into the CephCluster.
 pub const INLINE_SECRET_KEYS: &[(&str, &str)] = &[
-    (
-        "VAULT_TOKEN",
-        "put the token in the Secret named by tokenSecretName, under key token",
-    ),
-    (
-        "VAULT_APPROLE_SECRET_ID",
-        "Rook does not support AppRole for CephClusters; use token or kubernetes auth",
-    ),
+    ("VAULT_TOKEN", "put the token in the Secret named by tokenSecretName, under key token"),
+    ("VAULT_APPROLE_SECRET_ID", "Rook does not support AppRole for CephClusters; use token or kubernetes auth"),
     (
         "IBM_KP_SERVICE_API_KEY",
         "put the API key in the Secret named by tokenSecretName, under key IBM_KP_SERVICE_API_KEY",
     ),
-    (
-        "CA_CERT",
-        "put it in the Secret named by tokenSecretName, under key CA_CERT",
-    ),
+    ("CA_CERT", "put it in the Secret named by tokenSecretName, under key CA_CERT"),
     (
         "CLIENT_CERT",
         "put it in the Secret named by tokenSecretName (KMIP) or AZURE_CERT_SECRET_NAME (Azure), under key CLIENT_CERT",
     ),
-    (
-        "CLIENT_KEY",
-        "put it in the Secret named by tokenSecretName, under key CLIENT_KEY",
-    ),
-    (
-        "AZURE_CLIENT_SECRET",
-        "use a client certificate in the Secret named by AZURE_CERT_SECRET_NAME instead",
-    ),
+    ("CLIENT_KEY", "put it in the Secret named by tokenSecretName, under key CLIENT_KEY"),
+    ("AZURE_CLIENT_SECRET", "use a client certificate in the Secret named by AZURE_CERT_SECRET_NAME instead"),
 ];
 
 /// Keys whose change moves where Rook stores and looks up OSD keys.
@@ -218,39 +189,27 @@ pub struct KmipEndpoint<'a> {
 /// no path. A missing port is returned as `None` (Rook would fail to dial).
 pub fn parse_kmip_endpoint(s: &str) -> Result<KmipEndpoint<'_>, String> {
     if s.contains("://") {
-        return Err(
-            "has a URL scheme; Rook dials host:port directly (e.g. kmip.example.com:5696)".into(),
-        );
+        return Err("has a URL scheme; Rook dials host:port directly (e.g. kmip.example.com:5696)".into());
     }
     if s.contains('/') {
         return Err("has a path; KMIP_ENDPOINT is host:port only".into());
     }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (inner, after) = rest
-            .split_once(']')
-            .ok_or("has an unclosed '[' around an IPv6 address")?;
+        let (inner, after) = rest.split_once(']').ok_or("has an unclosed '[' around an IPv6 address")?;
         if inner.parse::<std::net::Ipv6Addr>().is_err() {
             return Err("has brackets around something that is not an IPv6 address".into());
         }
         let port = match after {
             "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .ok_or("has text after ']' that is not :port")?,
-            ),
+            p => Some(p.strip_prefix(':').ok_or("has text after ']' that is not :port")?),
         };
         (&s[..inner.len() + 2], port)
     } else {
         match s.matches(':').count() {
             0 => (s, None),
-            1 => s
-                .split_once(':')
-                .map(|(h, p)| (h, Some(p)))
-                .ok_or("cannot be split into host and port")?,
+            1 => s.split_once(':').map(|(h, p)| (h, Some(p))).ok_or("cannot be split into host and port")?,
             _ => {
-                return Err(
-                    "looks like an IPv6 address without brackets; write [address]:port".into(),
-                );
+                return Err("looks like an IPv6 address without brackets; write [address]:port".into());
             }
         }
     };
@@ -262,10 +221,7 @@ pub fn parse_kmip_endpoint(s: &str) -> Result<KmipEndpoint<'_>, String> {
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(n),
             _ => {
-                return Err(format!(
-                    "has port {}, which is not a number from 1 to 65535",
-                    crate::field::shown(p)
-                ));
+                return Err(format!("has port {}, which is not a number from 1 to 65535", crate::field::shown(p)));
             }
         },
     };

@@ -17,9 +17,7 @@ pub fn check_schedule(schedule: &str) -> Result<(), String> {
                 .map_err(|e| format!("@every needs a Go duration such as 168h ({e})"));
         }
         return match rest {
-            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => {
-                Ok(())
-            }
+            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
             _ => Err(format!(
                 "unknown descriptor @{rest}; use @yearly, @monthly, @weekly, @daily, @hourly or @every <duration>"
             )),
@@ -27,29 +25,14 @@ pub fn check_schedule(schedule: &str) -> Result<(), String> {
     }
     let fields: Vec<&str> = s.split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(format!(
-            "expected 5 fields (minute hour day-of-month month day-of-week), found {}",
-            fields.len()
-        ));
+        return Err(format!("expected 5 fields (minute hour day-of-month month day-of-week), found {}", fields.len()));
     }
     const SPECS: [(&str, u32, u32, &[&str]); 5] = [
         ("minute", 0, 59, &[]),
         ("hour", 0, 23, &[]),
         ("day-of-month", 1, 31, &[]),
-        (
-            "month",
-            1,
-            12,
-            &[
-                "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-            ],
-        ),
-        (
-            "day-of-week",
-            0,
-            6,
-            &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-        ),
+        ("month", 1, 12, &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]),
+        ("day-of-week", 0, 6, &["sun", "mon", "tue", "wed", "thu", "fri", "sat"]),
     ];
     for (field, (name, min, max, names)) in fields.iter().zip(SPECS) {
         check_field(field, min, max, names).map_err(|e| format!("{name} field {field:?}: {e}"))?;
@@ -111,18 +94,14 @@ pub fn parse_go_duration(s: &str) -> Result<f64, String> {
     }
     let mut total = 0.0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let num = &rest[..num_len];
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
             return Err(format!("invalid duration {s:?}"));
         }
         let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,

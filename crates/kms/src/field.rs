@@ -43,14 +43,8 @@ mod tests {
 
     #[test]
     fn detail_paths_quote_odd_keys() {
-        assert_eq!(
-            detail("VAULT_ADDR"),
-            "spec.security.kms.connectionDetails.VAULT_ADDR"
-        );
-        assert_eq!(
-            detail("a.b"),
-            "spec.security.kms.connectionDetails[\"a.b\"]"
-        );
+        assert_eq!(detail("VAULT_ADDR"), "spec.security.kms.connectionDetails.VAULT_ADDR");
+        assert_eq!(detail("a.b"), "spec.security.kms.connectionDetails[\"a.b\"]");
     }
 
     #[test]

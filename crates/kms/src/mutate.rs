@@ -9,9 +9,8 @@ use serde_json::Value;
 
 use crate::cluster::Cluster;
 use crate::config::{
-    DEFAULT_IBM_KP_BASE_URL, DEFAULT_IBM_KP_TOKEN_URL, DEFAULT_KEY_ROTATION_SCHEDULE,
-    DEFAULT_KMIP_PORT, DEFAULT_KMIP_TIMEOUT, DEFAULT_VAULT_BACKEND_PATH, INLINE_SECRET_KEYS,
-    KMS_PROVIDER, Provider, parse_kmip_endpoint,
+    DEFAULT_IBM_KP_BASE_URL, DEFAULT_IBM_KP_TOKEN_URL, DEFAULT_KEY_ROTATION_SCHEDULE, DEFAULT_KMIP_PORT,
+    DEFAULT_KMIP_TIMEOUT, DEFAULT_VAULT_BACKEND_PATH, INLINE_SECRET_KEYS, KMS_PROVIDER, Provider, parse_kmip_endpoint,
 };
 use crate::field;
 use crate::rules::IBM_ALIASES;
@@ -31,12 +30,7 @@ pub fn mutate(cluster: &Cluster) -> Mutation {
         connection_details(cluster, &mut m);
     }
     let rotation = &cluster.key_rotation;
-    if rotation.enabled
-        && rotation
-            .schedule
-            .as_deref()
-            .is_none_or(|s| s.trim().is_empty())
-    {
+    if rotation.enabled && rotation.schedule.as_deref().is_none_or(|s| s.trim().is_empty()) {
         m.patch.0.push(PatchOperation::Add(AddOperation {
             path: PointerBuf::from_tokens(["spec", "security", "keyRotation", "schedule"]),
             value: Value::String(DEFAULT_KEY_ROTATION_SCHEDULE.into()),
@@ -56,20 +50,15 @@ fn connection_details(cluster: &Cluster, m: &mut Mutation) {
         // Secret material is denied, never rewritten: a patch must not carry it.
         if value.trim() != value.as_str() && !is_secret_material(key, value) {
             *value = value.trim().to_string();
-            m.warnings.push(Finding::new(
-                field::detail(key),
-                format!("trimmed leading/trailing whitespace from {key}."),
-            ));
+            m.warnings
+                .push(Finding::new(field::detail(key), format!("trimmed leading/trailing whitespace from {key}.")));
         }
     }
     let set = |t: &BTreeMap<String, String>, k: &str| t.get(k).is_some_and(|v| !v.is_empty());
     match target.get(KMS_PROVIDER).and_then(|p| Provider::parse(p)) {
         Some(Provider::Vault) => {
             if !set(&target, "VAULT_BACKEND_PATH") {
-                target.insert(
-                    "VAULT_BACKEND_PATH".into(),
-                    DEFAULT_VAULT_BACKEND_PATH.into(),
-                );
+                target.insert("VAULT_BACKEND_PATH".into(), DEFAULT_VAULT_BACKEND_PATH.into());
             }
         }
         Some(Provider::IbmKeyProtect) => {
@@ -90,18 +79,15 @@ fn connection_details(cluster: &Cluster, m: &mut Mutation) {
                         target.remove(alias);
                         m.warnings.push(Finding::new(
                             field::detail(alias),
-                            format!(
-                                "removed {alias}, which duplicates {real} and is ignored by Rook."
-                            ),
+                            format!("removed {alias}, which duplicates {real} and is ignored by Rook."),
                         ));
                     }
                     Some(_) => {} // conflicting values: the validation denies
                 }
             }
-            for (key, default) in [
-                ("IBM_KP_BASE_URL", DEFAULT_IBM_KP_BASE_URL),
-                ("IBM_KP_TOKEN_URL", DEFAULT_IBM_KP_TOKEN_URL),
-            ] {
+            for (key, default) in
+                [("IBM_KP_BASE_URL", DEFAULT_IBM_KP_BASE_URL), ("IBM_KP_TOKEN_URL", DEFAULT_IBM_KP_TOKEN_URL)]
+            {
                 if !set(&target, key) {
                     target.insert(key.into(), default.into());
                 }
@@ -112,48 +98,40 @@ fn connection_details(cluster: &Cluster, m: &mut Mutation) {
                 && let Ok(parsed) = parse_kmip_endpoint(&endpoint)
                 && parsed.port.is_none()
             {
-                target.insert(
-                    "KMIP_ENDPOINT".into(),
-                    format!("{endpoint}:{DEFAULT_KMIP_PORT}"),
-                );
+                target.insert("KMIP_ENDPOINT".into(), format!("{endpoint}:{DEFAULT_KMIP_PORT}"));
                 m.warnings.push(Finding::new(
                     field::detail("KMIP_ENDPOINT"),
-                    format!(
-                        "KMIP_ENDPOINT had no port; appended :{DEFAULT_KMIP_PORT}, the KMIP port."
-                    ),
+                    format!("KMIP_ENDPOINT had no port; appended :{DEFAULT_KMIP_PORT}, the KMIP port."),
                 ));
             }
-            for key in ["READ_TIMEOUT", "WRITE_TIMEOUT"] {
-                if !set(&target, key) {
-                    target.insert(key.into(), DEFAULT_KMIP_TIMEOUT.into());
-                }
+            // Rook applies WRITE_TIMEOUT as the read deadline too, so the explicit READ_TIMEOUT
+            // that matches Rook's real behaviour is the effective WRITE_TIMEOUT.
+            if !set(&target, "WRITE_TIMEOUT") {
+                target.insert("WRITE_TIMEOUT".into(), DEFAULT_KMIP_TIMEOUT.into());
+            }
+            let write = target.get("WRITE_TIMEOUT").filter(|w| w.parse::<u8>().is_ok()).cloned();
+            if let Some(write) = write
+                && !set(&target, "READ_TIMEOUT")
+            {
+                target.insert("READ_TIMEOUT".into(), write);
             }
         }
         Some(Provider::AzureKv) | None => {}
     }
-    let path =
-        |key: &str| PointerBuf::from_tokens(["spec", "security", "kms", "connectionDetails", key]);
+    let path = |key: &str| PointerBuf::from_tokens(["spec", "security", "kms", "connectionDetails", key]);
     for (key, value) in original {
         match target.get(key) {
-            None => m
+            None => m.patch.0.push(PatchOperation::Remove(RemoveOperation { path: path(key) })),
+            Some(new) if new != value => m
                 .patch
                 .0
-                .push(PatchOperation::Remove(RemoveOperation { path: path(key) })),
-            Some(new) if new != value => {
-                m.patch.0.push(PatchOperation::Replace(ReplaceOperation {
-                    path: path(key),
-                    value: Value::String(new.clone()),
-                }))
-            }
+                .push(PatchOperation::Replace(ReplaceOperation { path: path(key), value: Value::String(new.clone()) })),
             Some(_) => {}
         }
     }
     for (key, value) in &target {
         if !original.contains_key(key) {
-            m.patch.0.push(PatchOperation::Add(AddOperation {
-                path: path(key),
-                value: Value::String(value.clone()),
-            }));
+            m.patch.0.push(PatchOperation::Add(AddOperation { path: path(key), value: Value::String(value.clone()) }));
         }
     }
 }
@@ -174,26 +152,15 @@ mod tests {
         let m = mutate(&c);
         json_patch::patch(&mut obj, &m.patch).unwrap();
         let again = mutate(&Cluster::from_object(&obj, "ns").unwrap());
-        assert!(
-            again.patch.0.is_empty(),
-            "not idempotent: {:?}",
-            again.patch
-        );
-        (
-            m,
-            obj["spec"]["security"]["kms"]["connectionDetails"].clone(),
-        )
+        assert!(again.patch.0.is_empty(), "not idempotent: {:?}", again.patch);
+        (m, obj["spec"]["security"]["kms"]["connectionDetails"].clone())
     }
 
     #[test]
     fn ibm_aliases_are_renamed_and_defaults_filled() {
-        let (m, details) = apply_twice(
-            json!({"KMS_PROVIDER": "ibmkeyprotect", "IBM_BASE_URL": "https://eu-de.kms.cloud.ibm.com"}),
-        );
-        assert_eq!(
-            details["IBM_KP_BASE_URL"],
-            "https://eu-de.kms.cloud.ibm.com"
-        );
+        let (m, details) =
+            apply_twice(json!({"KMS_PROVIDER": "ibmkeyprotect", "IBM_BASE_URL": "https://eu-de.kms.cloud.ibm.com"}));
+        assert_eq!(details["IBM_KP_BASE_URL"], "https://eu-de.kms.cloud.ibm.com");
         assert_eq!(details["IBM_KP_TOKEN_URL"], DEFAULT_IBM_KP_TOKEN_URL);
         assert!(details.get("IBM_BASE_URL").is_none());
         assert_eq!(m.warnings.len(), 1);
@@ -201,8 +168,7 @@ mod tests {
 
     #[test]
     fn kmip_port_and_timeouts() {
-        let (_, details) =
-            apply_twice(json!({"KMS_PROVIDER": " kmip ", "KMIP_ENDPOINT": "kmip.example.com"}));
+        let (_, details) = apply_twice(json!({"KMS_PROVIDER": " kmip ", "KMIP_ENDPOINT": "kmip.example.com"}));
         assert_eq!(
             details,
             json!({"KMS_PROVIDER": "kmip", "KMIP_ENDPOINT": "kmip.example.com:5696", "READ_TIMEOUT": "10", "WRITE_TIMEOUT": "10"})
@@ -214,10 +180,7 @@ mod tests {
         let (_, c) = cluster(json!({"KMS_PROVIDER": "vault", "a/b~c": " x "}));
         let m = mutate(&c);
         let paths: Vec<String> = m.patch.0.iter().map(|op| op.path().to_string()).collect();
-        assert!(
-            paths.contains(&"/spec/security/kms/connectionDetails/a~1b~0c".to_string()),
-            "{paths:?}"
-        );
+        assert!(paths.contains(&"/spec/security/kms/connectionDetails/a~1b~0c".to_string()), "{paths:?}");
     }
 
     #[test]

@@ -19,9 +19,7 @@ fn is_dns_label(label: &str) -> bool {
     let bytes = label.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first() != Some(&b'-')
         && bytes.last() != Some(&b'-')
 }
@@ -51,10 +49,7 @@ pub fn is_server_name(s: &str) -> bool {
 pub fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Go's `strconv.ParseBool`, which Vault's client uses for `VAULT_SKIP_VERIFY`.
@@ -78,11 +73,7 @@ pub fn suggest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -
         if c == given {
             continue;
         }
-        let d = if c.to_ascii_lowercase() == lower {
-            0
-        } else {
-            strsim::levenshtein(&lower, &c.to_ascii_lowercase())
-        };
+        let d = if c.to_ascii_lowercase() == lower { 0 } else { strsim::levenshtein(&lower, &c.to_ascii_lowercase()) };
         if d <= 2 && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
         }

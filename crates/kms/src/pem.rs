@@ -30,9 +30,7 @@ pub enum PemError {
     BadCertificate { index: usize, reason: String },
     #[error("holds no PEM PRIVATE KEY block")]
     NoPrivateKey,
-    #[error(
-        "holds an encrypted private key; Rook cannot use a passphrase, store the key unencrypted"
-    )]
+    #[error("holds an encrypted private key; Rook cannot use a passphrase, store the key unencrypted")]
     EncryptedKey,
     #[error("holds a private key of a type that cannot be used for TLS ({0})")]
     UnsupportedKey(String),
@@ -45,12 +43,8 @@ pub fn certificates(pem: &[u8]) -> Result<Vec<Certificate>, PemError> {
     let mut out = Vec::new();
     for (index, item) in CertificateDer::pem_slice_iter(pem).enumerate() {
         let der = item.map_err(|e| PemError::BadPem(short(&e.to_string())))?;
-        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
-            PemError::BadCertificate {
-                index: index + 1,
-                reason: short(&e.to_string()),
-            }
-        })?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+            .map_err(|e| PemError::BadCertificate { index: index + 1, reason: short(&e.to_string()) })?;
         let validity = cert.validity();
         out.push(Certificate {
             subject: cert.subject().to_string(),
@@ -59,11 +53,7 @@ pub fn certificates(pem: &[u8]) -> Result<Vec<Certificate>, PemError> {
             der: der.clone().into_owned(),
         });
     }
-    if out.is_empty() {
-        Err(PemError::NoCertificate)
-    } else {
-        Ok(out)
-    }
+    if out.is_empty() { Err(PemError::NoCertificate) } else { Ok(out) }
 }
 
 /// The first private key in a PEM bundle (PKCS#8, PKCS#1 or SEC1), refusing encrypted keys.
@@ -86,16 +76,12 @@ fn is_encrypted_key(pem: &[u8]) -> bool {
 /// Checks that `key` is the private key of `cert`.
 pub fn check_pair(cert: &Certificate, key: PrivateKeyDer<'static>) -> Result<(), PemError> {
     let provider = rustls::crypto::ring::default_provider();
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| PemError::UnsupportedKey(short(&e.to_string())))?;
+    let signing_key =
+        provider.key_provider.load_private_key(key).map_err(|e| PemError::UnsupportedKey(short(&e.to_string())))?;
     match CertifiedKey::new(vec![cert.der.clone()], signing_key).keys_match() {
         Ok(()) => Ok(()),
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            Err(PemError::KeyMismatch)
-        }
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err(PemError::KeyMismatch),
         Err(e) => Err(PemError::UnsupportedKey(short(&e.to_string()))),
     }
 }
@@ -118,21 +104,14 @@ impl Certificate {
         } else if now > self.not_after {
             Validity::Expired
         } else {
-            Validity::Valid {
-                days_left: (self.not_after - now) / 86_400,
-            }
+            Validity::Valid { days_left: (self.not_after - now) / 86_400 }
         }
     }
 }
 
 /// Library error texts can be long; keep the first line, bounded.
 fn short(s: &str) -> String {
-    s.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(120)
-        .collect()
+    s.lines().next().unwrap_or_default().chars().take(120).collect()
 }
 
 #[cfg(test)]
@@ -142,10 +121,7 @@ mod tests {
 
     fn pair() -> (String, String) {
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["client".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let cert = CertificateParams::new(vec!["client".into()]).unwrap().self_signed(&key).unwrap();
         (cert.pem(), key.serialize_pem())
     }
 
@@ -161,27 +137,19 @@ mod tests {
         let (cert, _) = pair();
         let (_, other_key) = pair();
         let certs = certificates(cert.as_bytes()).unwrap();
-        assert_eq!(
-            check_pair(&certs[0], private_key(other_key.as_bytes()).unwrap()),
-            Err(PemError::KeyMismatch)
-        );
+        assert_eq!(check_pair(&certs[0], private_key(other_key.as_bytes()).unwrap()), Err(PemError::KeyMismatch));
     }
 
     #[test]
     fn garbage_and_encrypted_keys_are_refused() {
         assert_eq!(certificates(b"hello").unwrap_err(), PemError::NoCertificate);
         assert!(matches!(
-            certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-                .unwrap_err(),
+            certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap_err(),
             PemError::BadCertificate { index: 1, .. }
         ));
-        let encrypted =
-            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         assert_eq!(private_key(encrypted).unwrap_err(), PemError::EncryptedKey);
-        assert_eq!(
-            private_key(b"no key here").unwrap_err(),
-            PemError::NoPrivateKey
-        );
+        assert_eq!(private_key(b"no key here").unwrap_err(), PemError::NoPrivateKey);
     }
 
     #[test]
@@ -190,9 +158,6 @@ mod tests {
         let c = &certificates(cert.as_bytes()).unwrap()[0];
         assert_eq!(c.validity(c.not_before - 1), Validity::NotYetValid);
         assert_eq!(c.validity(c.not_after + 1), Validity::Expired);
-        assert_eq!(
-            c.validity(c.not_after - 3 * 86_400),
-            Validity::Valid { days_left: 3 }
-        );
+        assert_eq!(c.validity(c.not_after - 3 * 86_400), Validity::Valid { days_left: 3 });
     }
 }

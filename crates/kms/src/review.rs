@@ -57,12 +57,7 @@ pub struct Review {
 impl Review {
     pub fn new(req: Request<'_>) -> Self {
         let parsed = Cluster::from_object(req.object, req.default_namespace);
-        let name = req
-            .object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let name = req.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
         let namespace = match &parsed {
             Ok(c) => c.namespace.clone(),
             Err(_) => req
@@ -84,13 +79,7 @@ impl Review {
             }
             other => other,
         };
-        Self {
-            name,
-            namespace,
-            cluster,
-            old,
-            mutation,
-        }
+        Self { name, namespace, cluster, old, mutation }
     }
 
     pub fn namespace(&self) -> &str {
@@ -99,11 +88,7 @@ impl Review {
 
     /// The Secrets (in [`Self::namespace`]) the rules need to see.
     pub fn secret_names(&self) -> BTreeSet<String> {
-        let mut names = self
-            .cluster
-            .as_ref()
-            .map(referenced_secrets)
-            .unwrap_or_default();
+        let mut names = self.cluster.as_ref().map(referenced_secrets).unwrap_or_default();
         if let Some(old) = &self.old {
             names.extend(referenced_secrets(old));
         }
@@ -113,25 +98,11 @@ impl Review {
     /// The verdict, given the Secrets and the time (Unix seconds).
     pub fn evaluate(&self, secrets: &SecretSnapshot, now: i64) -> Outcome {
         let verdict = match &self.cluster {
-            Err(problems) => Verdict {
-                errors: problems.clone(),
-                warnings: Vec::new(),
-            },
+            Err(problems) => Verdict { errors: problems.clone(), warnings: Vec::new() },
             Ok(cluster) => {
-                let ctx = Context {
-                    cluster,
-                    secrets,
-                    now,
-                };
+                let ctx = Context { cluster, secrets, now };
                 match &self.old {
-                    Some(old) => rules::validate_update(
-                        &ctx,
-                        &Context {
-                            cluster: old,
-                            secrets,
-                            now,
-                        },
-                    ),
+                    Some(old) => rules::validate_update(&ctx, &Context { cluster: old, secrets, now }),
                     None => rules::validate(&ctx),
                 }
             }
@@ -154,19 +125,15 @@ impl Review {
 fn may_mutate(req: &Request<'_>) -> bool {
     match (req.operation, req.old_object) {
         (Operation::Create, _) | (Operation::Update, None) => true,
-        (Operation::Update, Some(old)) => ["/spec/security/kms", "/spec/security/keyRotation"]
-            .iter()
-            .any(|p| req.object.pointer(p) != old.pointer(p)),
+        (Operation::Update, Some(old)) => {
+            ["/spec/security/kms", "/spec/security/keyRotation"].iter().any(|p| req.object.pointer(p) != old.pointer(p))
+        }
     }
 }
 
 /// The object after the patch, parsed again. `None` when there is nothing to apply or the patch
 /// does not apply (which would be a bug; the unmutated object is then validated).
-fn apply(
-    object: &Value,
-    patch: &Patch,
-    default_namespace: &str,
-) -> Option<Result<Cluster, Vec<Finding>>> {
+fn apply(object: &Value, patch: &Patch, default_namespace: &str) -> Option<Result<Cluster, Vec<Finding>>> {
     if patch.0.is_empty() {
         return None;
     }

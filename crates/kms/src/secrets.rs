@@ -22,13 +22,7 @@ pub struct SecretData {
 
 impl fmt::Debug for SecretData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(
-                self.data
-                    .iter()
-                    .map(|(k, v)| (k, format!("<{} bytes>", v.len()))),
-            )
-            .finish()
+        f.debug_map().entries(self.data.iter().map(|(k, v)| (k, format!("<{} bytes>", v.len())))).finish()
     }
 }
 
@@ -91,11 +85,7 @@ pub enum Lookup<'a> {
 }
 
 impl SecretSnapshot {
-    pub fn insert(
-        &mut self,
-        name: impl Into<String>,
-        result: Result<Option<SecretData>, SecretSourceError>,
-    ) {
+    pub fn insert(&mut self, name: impl Into<String>, result: Result<Option<SecretData>, SecretSourceError>) {
         self.entries.insert(name.into(), result);
     }
 
@@ -108,11 +98,7 @@ impl SecretSnapshot {
     }
 
     /// Fetches every named Secret from `source`.
-    pub async fn fetch<S: SecretSource>(
-        source: &S,
-        namespace: &str,
-        names: &BTreeSet<String>,
-    ) -> Self {
+    pub async fn fetch<S: SecretSource>(source: &S, namespace: &str, names: &BTreeSet<String>) -> Self {
         let mut snapshot = Self::default();
         for name in names {
             let result = source.get(namespace, name).await;
@@ -131,9 +117,7 @@ pub fn referenced_secrets(cluster: &Cluster) -> BTreeSet<String> {
         names.insert(token.to_string());
     }
     if kms.is_enabled() {
-        let provider = kms
-            .param(crate::config::KMS_PROVIDER)
-            .and_then(Provider::parse);
+        let provider = kms.param(crate::config::KMS_PROVIDER).and_then(Provider::parse);
         let keys: &[&str] = match provider {
             Some(Provider::Vault) => &["VAULT_CACERT", "VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY"],
             Some(Provider::AzureKv) => &["AZURE_CERT_SECRET_NAME"],
@@ -168,48 +152,30 @@ impl ManifestSecrets {
     /// without a namespace go to `default_namespace`.
     pub fn add(&mut self, doc: &Value, default_namespace: &str) -> Result<(), ManifestSecretError> {
         let meta = doc.get("metadata");
-        let name = meta
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .ok_or(ManifestSecretError::NoName)?;
-        let namespace = meta
-            .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str)
-            .unwrap_or(default_namespace);
+        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).ok_or(ManifestSecretError::NoName)?;
+        let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or(default_namespace);
         let mut data = BTreeMap::new();
         for (field, encoded) in [("data", true), ("stringData", false)] {
             let map = match doc.get(field) {
                 None | Some(Value::Null) => continue,
                 Some(Value::Object(m)) => m,
                 Some(_) => {
-                    return Err(ManifestSecretError::Shape {
-                        name: name.to_string(),
-                        field,
-                    });
+                    return Err(ManifestSecretError::Shape { name: name.to_string(), field });
                 }
             };
             for (k, v) in map {
-                let text = v.as_str().ok_or(ManifestSecretError::Shape {
-                    name: name.to_string(),
-                    field,
-                })?;
+                let text = v.as_str().ok_or(ManifestSecretError::Shape { name: name.to_string(), field })?;
                 let bytes = if encoded {
                     base64::engine::general_purpose::STANDARD
                         .decode(text.trim())
-                        .map_err(|_| ManifestSecretError::Base64 {
-                            name: name.to_string(),
-                            key: k.clone(),
-                        })?
+                        .map_err(|_| ManifestSecretError::Base64 { name: name.to_string(), key: k.clone() })?
                 } else {
                     text.as_bytes().to_vec()
                 };
                 data.insert(k.clone(), bytes);
             }
         }
-        self.secrets.insert(
-            (namespace.to_string(), name.to_string()),
-            SecretData::new(data),
-        );
+        self.secrets.insert((namespace.to_string(), name.to_string()), SecretData::new(data));
         Ok(())
     }
 
@@ -223,9 +189,7 @@ impl ManifestSecrets {
 
     /// The synchronous lookup behind the [`SecretSource`] implementation.
     pub fn get_now(&self, namespace: &str, name: &str) -> Option<SecretData> {
-        self.secrets
-            .get(&(namespace.to_string(), name.to_string()))
-            .cloned()
+        self.secrets.get(&(namespace.to_string(), name.to_string())).cloned()
     }
 
     /// A snapshot of the named Secrets, without going through a future.
@@ -239,11 +203,7 @@ impl ManifestSecrets {
 }
 
 impl SecretSource for ManifestSecrets {
-    async fn get(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<SecretData>, SecretSourceError> {
+    async fn get(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, SecretSourceError> {
         Ok(self.get_now(namespace, name))
     }
 }
@@ -264,23 +224,14 @@ mod tests {
         let s = m.get_now("ns", "t").unwrap();
         assert_eq!(s.get("token"), Some(&b"s.new"[..]));
         let debug = format!("{s:?}");
-        assert!(
-            debug.contains("token") && !debug.contains("s.new"),
-            "{debug}"
-        );
+        assert!(debug.contains("token") && !debug.contains("s.new"), "{debug}");
     }
 
     #[test]
     fn bad_base64_is_an_error_naming_the_key() {
         let err = ManifestSecrets::default()
-            .add(
-                &json!({"metadata": {"name": "t"}, "data": {"token": "%%%"}}),
-                "ns",
-            )
+            .add(&json!({"metadata": {"name": "t"}, "data": {"token": "%%%"}}), "ns")
             .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Secret \"t\": data.token is not valid base64"
-        );
+        assert_eq!(err.to_string(), "Secret \"t\": data.token is not valid base64");
     }
 }

@@ -13,10 +13,7 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -48,11 +45,7 @@ impl Verdict {
 
     /// Deny or warn depending on `deny`.
     pub fn report(&mut self, deny: bool, field: impl Into<String>, message: impl Into<String>) {
-        if deny {
-            self.deny(field, message)
-        } else {
-            self.warn(field, message)
-        }
+        if deny { self.deny(field, message) } else { self.warn(field, message) }
     }
 
     pub fn extend(&mut self, other: Verdict) {
@@ -63,26 +56,18 @@ impl Verdict {
     /// Ratcheting: an error that the old object already had, unchanged, becomes a warning so that
     /// users can always edit unrelated fields of an old cluster.
     pub fn ratchet(&mut self, old_errors: &[Finding]) {
-        let (kept, old): (Vec<_>, Vec<_>) = std::mem::take(&mut self.errors)
-            .into_iter()
-            .partition(|e| !old_errors.contains(e));
+        let (kept, old): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.errors).into_iter().partition(|e| !old_errors.contains(e));
         self.errors = kept;
         self.warnings.extend(old.into_iter().map(|f| Finding {
-            message: format!(
-                "{} (already present before this update; allowed, but fix it)",
-                f.message
-            ),
+            message: format!("{} (already present before this update; allowed, but fix it)", f.message),
             field: f.field,
         }));
     }
 
     /// The admission denial message: every error, one per line.
     pub fn denial_message(&self) -> String {
-        self.errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
 }
 

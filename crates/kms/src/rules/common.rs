@@ -35,20 +35,15 @@ fn provider(ctx: &Context<'_>, out: &mut Verdict) -> Option<Provider> {
     let kms = &ctx.cluster.kms;
     let path = field::detail(KMS_PROVIDER);
     let Some(value) = kms.param(KMS_PROVIDER) else {
-        let typo = kms
-            .connection_details
-            .keys()
-            .find(|k| names::suggest(k, [KMS_PROVIDER]).is_some());
-        let hint = typo
-            .map(|t| format!(" (connectionDetails has {t}: did you mean {KMS_PROVIDER}?)"))
-            .unwrap_or_default();
+        let typo = kms.connection_details.keys().find(|k| names::suggest(k, [KMS_PROVIDER]).is_some());
+        let hint =
+            typo.map(|t| format!(" (connectionDetails has {t}: did you mean {KMS_PROVIDER}?)")).unwrap_or_default();
         out.deny(path, format!("KMS_PROVIDER is missing or empty{hint}; Rook stops the whole reconcile (\"failed to validate kms config \\\"KMS_PROVIDER\\\". cannot be empty\"). Set it to vault, ibmkeyprotect, kmip or azure-kv."));
         return None;
     };
     let Some(provider) = Provider::parse(value) else {
-        let hint = Provider::suggest(value)
-            .map(|p| format!("did you mean {p:?}? ", p = p.as_str()))
-            .unwrap_or_default();
+        let hint =
+            Provider::suggest(value).map(|p| format!("did you mean {p:?}? ", p = p.as_str())).unwrap_or_default();
         out.deny(path, format!("KMS_PROVIDER {} is not a provider Rook supports; {hint}Rook accepts exactly vault, ibmkeyprotect, kmip or azure-kv (case-sensitive).", field::shown(value)));
         return None;
     };
@@ -66,14 +61,22 @@ fn key_rules(key: &str, value: &str, provider: Option<Provider>, out: &mut Verdi
         return;
     }
     if contains_pem(value) {
-        out.deny(&path, format!("{key} holds a PEM block; certificates and keys belong in a Secret, with {key} naming that Secret."));
+        out.deny(
+            &path,
+            format!(
+                "{key} holds a PEM block; certificates and keys belong in a Secret, with {key} naming that Secret."
+            ),
+        );
         return;
     }
     if value.trim() != value {
         if READ_RAW.contains(&key) {
             out.deny(&path, format!("{key} has leading or trailing whitespace; Rook reads it untrimmed and would silently store no keys. Remove the whitespace."));
         } else {
-            out.warn(&path, format!("{key} has leading or trailing whitespace; Rook trims it, but remove it to avoid surprises."));
+            out.warn(
+                &path,
+                format!("{key} has leading or trailing whitespace; Rook trims it, but remove it to avoid surprises."),
+            );
         }
     }
     let Some(provider) = provider else { return };
@@ -88,10 +91,7 @@ fn key_rules(key: &str, value: &str, provider: Option<Provider>, out: &mut Verdi
         Some(k) => format!("did you mean {k}?"),
         None => "remove it, or check the key name.".to_string(),
     };
-    out.warn(
-        &path,
-        format!("{key} is not a key Rook reads for KMS_PROVIDER {provider}; {hint}"),
-    );
+    out.warn(&path, format!("{key} is not a key Rook reads for KMS_PROVIDER {provider}; {hint}"));
 }
 
 fn contains_pem(value: &str) -> bool {

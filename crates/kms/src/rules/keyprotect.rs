@@ -10,19 +10,14 @@ use crate::verdict::Verdict;
 const P: Provider = Provider::IbmKeyProtect;
 
 /// `(documented but ignored key, key Rook reads)`.
-pub(crate) const ALIASES: [(&str, &str); 2] = [
-    ("IBM_BASE_URL", "IBM_KP_BASE_URL"),
-    ("IBM_TOKEN_URL", "IBM_KP_TOKEN_URL"),
-];
+pub(crate) const ALIASES: [(&str, &str); 2] =
+    [("IBM_BASE_URL", "IBM_KP_BASE_URL"), ("IBM_TOKEN_URL", "IBM_KP_TOKEN_URL")];
 
 pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
     let kms = &ctx.cluster.kms;
-    if let Some(id) = ctx.require(
-        out,
-        P,
-        "IBM_KP_SERVICE_INSTANCE_ID",
-        "set it to the Key Protect instance ID (a UUID)",
-    ) && !names::is_uuid(id)
+    if let Some(id) =
+        ctx.require(out, P, "IBM_KP_SERVICE_INSTANCE_ID", "set it to the Key Protect instance ID (a UUID)")
+        && !names::is_uuid(id)
     {
         out.deny(field::detail("IBM_KP_SERVICE_INSTANCE_ID"), format!("IBM_KP_SERVICE_INSTANCE_ID {} is not a UUID; use the instance GUID from `ibmcloud resource service-instance`.", field::shown(id)));
     }

@@ -40,9 +40,7 @@ impl<'a> Context<'a> {
 
     /// The provider when `KMS_PROVIDER` (trimmed) is one Rook supports.
     pub fn provider(&self) -> Option<Provider> {
-        self.kms()
-            .param(crate::config::KMS_PROVIDER)
-            .and_then(Provider::parse)
+        self.kms().param(crate::config::KMS_PROVIDER).and_then(Provider::parse)
     }
 
     /// An unknown key that looks like a typo of `key`, for "did you mean" hints.
@@ -57,13 +55,7 @@ impl<'a> Context<'a> {
 
     /// Denies when a required connectionDetails key is unset, with a "did you mean" hint when a
     /// misspelt key is there instead.
-    fn require(
-        &self,
-        out: &mut Verdict,
-        provider: Provider,
-        key: &str,
-        how: &str,
-    ) -> Option<&'a str> {
+    fn require(&self, out: &mut Verdict, provider: Provider, key: &str, how: &str) -> Option<&'a str> {
         let value = self.kms().param(key);
         if value.is_none() {
             let hint = match self.near_miss(key, provider) {
@@ -79,23 +71,14 @@ impl<'a> Context<'a> {
     }
 
     /// Looks up a Secret by name, denying when it is missing or cannot be read.
-    fn secret(
-        &self,
-        out: &mut Verdict,
-        field: &str,
-        name: &str,
-        why: &str,
-    ) -> Option<&'a SecretData> {
+    fn secret(&self, out: &mut Verdict, field: &str, name: &str, why: &str) -> Option<&'a SecretData> {
         let ns = &self.cluster.namespace;
         match self.secrets.lookup(name) {
             Lookup::Found(data) => Some(data),
             Lookup::NotFound => {
                 out.deny(
                     field,
-                    format!(
-                        "Secret {} does not exist in namespace {ns}; create it ({why}).",
-                        field::shown(name)
-                    ),
+                    format!("Secret {} does not exist in namespace {ns}; create it ({why}).", field::shown(name)),
                 );
                 None
             }
@@ -108,13 +91,7 @@ impl<'a> Context<'a> {
 
     /// Rook's `tokenSecretName` checks (steps 2 and 3 of `ValidateConnectionDetails`): the name
     /// is set, the Secret exists and every listed key is present and non-empty.
-    fn token_secret(
-        &self,
-        out: &mut Verdict,
-        provider: Provider,
-        keys: &[&str],
-        why: &str,
-    ) -> Option<&'a SecretData> {
+    fn token_secret(&self, out: &mut Verdict, provider: Provider, keys: &[&str], why: &str) -> Option<&'a SecretData> {
         let Some(name) = self.kms().token_secret() else {
             out.deny(
                 field::TOKEN_SECRET_NAME,
@@ -128,19 +105,11 @@ impl<'a> Context<'a> {
         if !names::is_object_name(name) {
             out.deny(
                 field::TOKEN_SECRET_NAME,
-                format!(
-                    "{} is not a valid Secret name (lowercase letters, digits, '-' and '.').",
-                    field::shown(name)
-                ),
+                format!("{} is not a valid Secret name (lowercase letters, digits, '-' and '.').", field::shown(name)),
             );
             return None;
         }
-        let data = self.secret(
-            out,
-            field::TOKEN_SECRET_NAME,
-            name,
-            &format!("it must hold {why}"),
-        )?;
+        let data = self.secret(out, field::TOKEN_SECRET_NAME, name, &format!("it must hold {why}"))?;
         let mut complete = true;
         for key in keys {
             if data.non_empty(key).is_none() {

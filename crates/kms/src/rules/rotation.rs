@@ -8,10 +8,7 @@ use crate::verdict::Verdict;
 pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
     let cluster = ctx.cluster;
     let rotation = &cluster.key_rotation;
-    if let Some(schedule) = rotation
-        .schedule
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
+    if let Some(schedule) = rotation.schedule.as_deref().filter(|s| !s.trim().is_empty())
         && let Err(why) = check_schedule(schedule)
     {
         let consequence = if rotation.enabled {
@@ -19,7 +16,14 @@ pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
         } else {
             "it will fail once keyRotation is enabled"
         };
-        out.report(rotation.enabled, field::KEY_ROTATION_SCHEDULE, format!("schedule {} is not a valid cron schedule: {why}; {consequence}. Use e.g. @weekly or \"0 2 * * 0\".", field::shown(schedule)));
+        out.report(
+            rotation.enabled,
+            field::KEY_ROTATION_SCHEDULE,
+            format!(
+                "schedule {} is not a valid cron schedule: {why}; {consequence}. Use e.g. @weekly or \"0 2 * * 0\".",
+                field::shown(schedule)
+            ),
+        );
     }
     if !rotation.enabled {
         return;
@@ -35,10 +39,7 @@ pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
     }
     if cluster.kms.is_enabled()
         && ctx.provider() == Some(crate::config::Provider::Vault)
-        && let Some(v) = cluster
-            .kms
-            .param("VAULT_BACKEND")
-            .filter(|v| matches!(*v, "v2" | "kv-v2"))
+        && let Some(v) = cluster.kms.param("VAULT_BACKEND").filter(|v| matches!(*v, "v2" | "kv-v2"))
     {
         out.warn(field::KEY_ROTATION_ENABLED, format!("with VAULT_BACKEND {v} every rotation keeps the old key as a KV version; set max_versions=1 on the mount if old keys must not stay readable."));
     }

@@ -15,11 +15,7 @@ pub(super) struct Source<'a> {
 
 impl Source<'_> {
     fn name(&self) -> String {
-        format!(
-            "Secret {} key {}",
-            crate::field::shown(self.secret),
-            self.key
-        )
+        format!("Secret {} key {}", crate::field::shown(self.secret), self.key)
     }
 }
 
@@ -28,19 +24,18 @@ pub(super) fn check_ca(out: &mut Verdict, src: &Source<'_>, pem_bytes: &[u8], no
     let certs = match pem::certificates(pem_bytes) {
         Ok(c) => c,
         Err(e) => {
-            out.deny(src.field, format!("{} {e}; it must hold the PEM CA certificate that signed the server's certificate.", src.name()));
+            out.deny(
+                src.field,
+                format!(
+                    "{} {e}; it must hold the PEM CA certificate that signed the server's certificate.",
+                    src.name()
+                ),
+            );
             return;
         }
     };
-    let valid: Vec<&Certificate> = certs
-        .iter()
-        .filter(|c| matches!(c.validity(now), Validity::Valid { .. }))
-        .collect();
-    match valid
-        .iter()
-        .map(|c| (c, c.validity(now)))
-        .min_by_key(|(c, _)| c.not_after)
-    {
+    let valid: Vec<&Certificate> = certs.iter().filter(|c| matches!(c.validity(now), Validity::Valid { .. })).collect();
+    match valid.iter().map(|c| (c, c.validity(now))).min_by_key(|(c, _)| c.not_after) {
         None => validity_problem(out, src, &certs[0], now),
         Some((c, Validity::Valid { days_left })) if days_left < EXPIRY_WARNING_DAYS => out.warn(
             src.field,
@@ -67,13 +62,7 @@ pub(super) fn check_client(
     let cert = match pem::certificates(cert_pem) {
         Ok(mut certs) => certs.swap_remove(0),
         Err(e) => {
-            out.deny(
-                cert_src.field,
-                format!(
-                    "{} {e}; it must hold the PEM client certificate.",
-                    cert_src.name()
-                ),
-            );
+            out.deny(cert_src.field, format!("{} {e}; it must hold the PEM client certificate.", cert_src.name()));
             return;
         }
     };
@@ -82,7 +71,11 @@ pub(super) fn check_client(
             Ok(()) => {}
             Err(pem::PemError::KeyMismatch) => out.deny(
                 key_src.field,
-                format!("the private key in {} does not belong to the certificate in {}; store the matching pair.", key_src.name(), cert_src.name()),
+                format!(
+                    "the private key in {} does not belong to the certificate in {}; store the matching pair.",
+                    key_src.name(),
+                    cert_src.name()
+                ),
             ),
             Err(e) => out.deny(key_src.field, format!("{} {e}.", key_src.name())),
         },

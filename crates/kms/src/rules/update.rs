@@ -2,9 +2,7 @@
 
 use crate::ALLOW_KMS_CHANGE_ANNOTATION;
 use crate::cluster::{Cluster, KmsSpec};
-use crate::config::{
-    DEFAULT_KMIP_PORT, DEFAULT_VAULT_BACKEND_PATH, KMS_PROVIDER, LOCATION_KEYS, parse_kmip_endpoint,
-};
+use crate::config::{DEFAULT_KMIP_PORT, DEFAULT_VAULT_BACKEND_PATH, KMS_PROVIDER, LOCATION_KEYS, parse_kmip_endpoint};
 use crate::field;
 use crate::verdict::Verdict;
 
@@ -21,10 +19,7 @@ fn location_value(kms: &KmsSpec, key: &str) -> Option<String> {
     }
     let value = kms.param(key);
     Some(match key {
-        "VAULT_BACKEND_PATH" => value
-            .unwrap_or(DEFAULT_VAULT_BACKEND_PATH)
-            .trim_matches('/')
-            .to_string(),
+        "VAULT_BACKEND_PATH" => value.unwrap_or(DEFAULT_VAULT_BACKEND_PATH).trim_matches('/').to_string(),
         "VAULT_ADDR" | "AZURE_VAULT_URL" => value?.trim_end_matches('/').to_string(),
         "KMIP_ENDPOINT" => match parse_kmip_endpoint(value?) {
             Ok(e) => format!("{}:{}", e.host, e.port.unwrap_or(DEFAULT_KMIP_PORT)),
@@ -38,19 +33,13 @@ fn location(new: &Cluster, old: &Cluster, out: &mut Verdict) {
     if !old.has_encrypted_device_sets() {
         return;
     }
-    let allowed = new
-        .annotations
-        .get(ALLOW_KMS_CHANGE_ANNOTATION)
-        .is_some_and(|v| v == "true");
+    let allowed = new.annotations.get(ALLOW_KMS_CHANGE_ANNOTATION).is_some_and(|v| v == "true");
     for key in LOCATION_KEYS {
         let (before, after) = (location_value(&old.kms, key), location_value(&new.kms, key));
         if before == after {
             continue;
         }
-        let show = |v: &Option<String>| {
-            v.as_deref()
-                .map_or_else(|| "(unset)".to_string(), field::shown)
-        };
+        let show = |v: &Option<String>| v.as_deref().map_or_else(|| "(unset)".to_string(), field::shown);
         let change = format!("changing {key} from {} to {}", show(&before), show(&after));
         if allowed {
             out.warn(field::detail(key), format!("{change} is allowed by {ALLOW_KMS_CHANGE_ANNOTATION}; make sure every OSD key was migrated, or the OSDs cannot unlock after a restart."));

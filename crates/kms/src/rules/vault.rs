@@ -11,12 +11,9 @@ const P: Provider = Provider::Vault;
 
 pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
     let kms = &ctx.cluster.kms;
-    if let Some(addr) = ctx.require(
-        out,
-        P,
-        "VAULT_ADDR",
-        "set it to the Vault address, e.g. https://vault.vault.svc:8200",
-    ) {
+    if let Some(addr) =
+        ctx.require(out, P, "VAULT_ADDR", "set it to the Vault address, e.g. https://vault.vault.svc:8200")
+    {
         check_addr(addr, out);
     }
     auth(ctx, out);
@@ -26,12 +23,15 @@ pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
         } else {
             "Rook stores OSD keys only in a KV engine"
         };
-        out.deny(field::detail("VAULT_SECRET_ENGINE"), format!("VAULT_SECRET_ENGINE {} cannot work for a CephCluster: {why}; use kv or remove the key.", field::shown(engine)));
+        out.deny(
+            field::detail("VAULT_SECRET_ENGINE"),
+            format!(
+                "VAULT_SECRET_ENGINE {} cannot work for a CephCluster: {why}; use kv or remove the key.",
+                field::shown(engine)
+            ),
+        );
     }
-    if let Some(backend) = kms
-        .param("VAULT_BACKEND")
-        .filter(|b| !matches!(*b, "v1" | "v2" | "kv" | "kv-v2"))
-    {
+    if let Some(backend) = kms.param("VAULT_BACKEND").filter(|b| !matches!(*b, "v1" | "v2" | "kv" | "kv-v2")) {
         out.deny(field::detail("VAULT_BACKEND"), format!("VAULT_BACKEND {} is not a KV version; use v1 or kv (KV version 1), v2 or kv-v2 (KV version 2), or remove it to let Rook detect it.", field::shown(backend)));
     }
     if let Some(path) = kms.param("VAULT_BACKEND_PATH") {
@@ -40,10 +40,7 @@ pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
         } else if path.split('/').any(|seg| seg == "..") {
             out.deny(
                 field::detail("VAULT_BACKEND_PATH"),
-                format!(
-                    "VAULT_BACKEND_PATH {} contains '..'; name the KV mount directly.",
-                    field::shown(path)
-                ),
+                format!("VAULT_BACKEND_PATH {} contains '..'; name the KV mount directly.", field::shown(path)),
             );
         }
     }
@@ -58,10 +55,7 @@ pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
             Some(false) => {}
         }
     }
-    if let Some(name) = kms
-        .param("VAULT_TLS_SERVER_NAME")
-        .filter(|n| !names::is_server_name(n))
-    {
+    if let Some(name) = kms.param("VAULT_TLS_SERVER_NAME").filter(|n| !names::is_server_name(n)) {
         out.deny(field::detail("VAULT_TLS_SERVER_NAME"), format!("VAULT_TLS_SERVER_NAME {} is not a DNS name or IP address; set the name in the Vault server's certificate.", field::shown(name)));
     }
 }
@@ -69,8 +63,7 @@ pub(super) fn validate(ctx: &Context<'_>, out: &mut Verdict) {
 fn check_addr(addr: &str, out: &mut Verdict) {
     let path = field::detail("VAULT_ADDR");
     let parsed = url::Url::parse(addr).ok().filter(|u| {
-        (addr.starts_with("https://") || addr.starts_with("http://"))
-            && u.host_str().is_some_and(|h| !h.is_empty())
+        (addr.starts_with("https://") || addr.starts_with("http://")) && u.host_str().is_some_and(|h| !h.is_empty())
     });
     match parsed {
         None => out.deny(path, format!("VAULT_ADDR {} is not an absolute http(s) URL with a host; use the form https://vault.example.com:8200.", field::shown(addr))),
@@ -85,7 +78,12 @@ fn auth(ctx: &Context<'_>, out: &mut Verdict) {
     match kms.param("VAULT_AUTH_METHOD") {
         None | Some("token") => check_token(ctx, out),
         Some("kubernetes") => {
-            ctx.require(out, P, "VAULT_AUTH_KUBERNETES_ROLE", "name the Vault role bound to the rook-ceph-system and rook-ceph-osd service accounts");
+            ctx.require(
+                out,
+                P,
+                "VAULT_AUTH_KUBERNETES_ROLE",
+                "name the Vault role bound to the rook-ceph-system and rook-ceph-osd service accounts",
+            );
             if kms.token_secret().is_some() {
                 out.warn(field::TOKEN_SECRET_NAME, "tokenSecretName is set with VAULT_AUTH_METHOD kubernetes: Rook then uses the token and never logs in with Kubernetes auth; remove tokenSecretName.");
                 check_token(ctx, out);
@@ -96,12 +94,16 @@ fn auth(ctx: &Context<'_>, out: &mut Verdict) {
                 "agent" => {
                     "agent auth passes Rook's checks but Vault's client rejects it (\"unknown auth method\"); it is for CephObjectStore only"
                 }
-                "approle" => {
-                    "Rook forces a token for non-kubernetes auth, so AppRole is never used"
-                }
+                "approle" => "Rook forces a token for non-kubernetes auth, so AppRole is never used",
                 _ => "Rook supports token (the default) and kubernetes",
             };
-            out.deny(path, format!("VAULT_AUTH_METHOD {} cannot work for a CephCluster: {why}; use token or kubernetes.", field::shown(other)));
+            out.deny(
+                path,
+                format!(
+                    "VAULT_AUTH_METHOD {} cannot work for a CephCluster: {why}; use token or kubernetes.",
+                    field::shown(other)
+                ),
+            );
         }
     }
 }
@@ -135,12 +137,7 @@ fn tls_secrets(ctx: &Context<'_>, out: &mut Verdict) {
             out.deny(path, format!("{key} {} must name a Secret in namespace {} that holds {holds} under key {secret_key}, not a file path or PEM.", field::shown(name), ctx.cluster.namespace));
             continue;
         }
-        let Some(data) = ctx.secret(
-            out,
-            &path,
-            name,
-            &format!("with {holds} under key {secret_key}"),
-        ) else {
+        let Some(data) = ctx.secret(out, &path, name, &format!("with {holds} under key {secret_key}")) else {
             continue;
         };
         match data.non_empty(secret_key) {
@@ -149,16 +146,7 @@ fn tls_secrets(ctx: &Context<'_>, out: &mut Verdict) {
         }
     }
     if let Some((name, ca)) = found[0] {
-        tls::check_ca(
-            out,
-            &Source {
-                field: &field::detail("VAULT_CACERT"),
-                secret: name,
-                key: "cert",
-            },
-            ca,
-            ctx.now,
-        );
+        tls::check_ca(out, &Source { field: &field::detail("VAULT_CACERT"), secret: name, key: "cert" }, ca, ctx.now);
     }
     match (kms.param("VAULT_CLIENT_CERT"), kms.param("VAULT_CLIENT_KEY")) {
         (Some(_), None) => out.deny(field::detail("VAULT_CLIENT_KEY"), "VAULT_CLIENT_CERT is set without VAULT_CLIENT_KEY; a client certificate needs its private key: name the Secret that holds it under key key."),
@@ -173,17 +161,9 @@ fn tls_secrets(ctx: &Context<'_>, out: &mut Verdict) {
     if let (Some((cert_name, cert)), Some((key_name, key))) = (found[1], found[2]) {
         tls::check_client(
             out,
-            &Source {
-                field: &field::detail("VAULT_CLIENT_CERT"),
-                secret: cert_name,
-                key: "cert",
-            },
+            &Source { field: &field::detail("VAULT_CLIENT_CERT"), secret: cert_name, key: "cert" },
             cert,
-            &Source {
-                field: &field::detail("VAULT_CLIENT_KEY"),
-                secret: key_name,
-                key: "key",
-            },
+            &Source { field: &field::detail("VAULT_CLIENT_KEY"), secret: key_name, key: "key" },
             key,
             ctx.now,
         );
