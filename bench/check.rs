@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p rook-kms --bench check` (or `bench/check.sh`, which prints the ratio).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+
 #[path = "../crates/kms/tests/support/pki.rs"]
 mod pki;
 
@@ -26,7 +28,10 @@ fn fixture() -> (Value, Value, ManifestSecrets) {
         ("vault-client-key", "key", client.key_pem.clone()),
     ] {
         secrets
-            .add(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}}), "rook-ceph")
+            .add(
+                &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}}),
+                "rook-ceph",
+            )
             .expect("secret");
     }
     let cluster = json!({

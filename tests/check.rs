@@ -1,6 +1,8 @@
 //! `rook-kms-webhook check` end to end: the bundled examples' verdicts (snapshots of the whole
 //! JSON output), the README's claims about them, exit codes, and malformed input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+
 #[path = "../crates/kms/tests/support/pki.rs"]
 mod pki;
 
@@ -75,11 +77,13 @@ fn readme_shows_the_examples_true_verdicts() {
     for dir in ["examples/valid", "examples/broken"] {
         let out = evaluate(&args(&[&root().join(dir)], secrets.path(), None), now()).unwrap();
         for o in &out {
-            let line = format!("{} CephCluster {}/{}", if o.allowed { "ALLOWED" } else { "DENIED" }, o.namespace, o.name);
+            let line =
+                format!("{} CephCluster {}/{}", if o.allowed { "ALLOWED" } else { "DENIED" }, o.namespace, o.name);
             assert!(readme.contains(&line), "README does not show `{line}`");
         }
     }
-    let typos = evaluate(&args(&[&root().join("examples/broken/vault-typos.yaml")], secrets.path(), None), now()).unwrap();
+    let typos =
+        evaluate(&args(&[&root().join("examples/broken/vault-typos.yaml")], secrets.path(), None), now()).unwrap();
     let shown = text(&typos);
     assert!(readme.contains(&shown), "README's vault-typos output is stale; it is now:\n{shown}");
 }
@@ -89,7 +93,11 @@ fn readme_shows_the_examples_true_verdicts() {
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     use std::io::Write;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rook-kms-webhook"));
-    cmd.args(args).current_dir(root()).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let input = stdin.unwrap_or_default().to_vec();
     let mut pipe = child.stdin.take().unwrap();
@@ -141,7 +149,9 @@ fn cluster_without_spec_is_denied_clearly() {
 
 #[test]
 fn wrong_types_are_denied_with_their_path() {
-    let doc = format!("{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: kmip\n        READ_TIMEOUT: 10\n        X: [1]\n");
+    let doc = format!(
+        "{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: kmip\n        READ_TIMEOUT: 10\n        X: [1]\n"
+    );
     let out = run(&["check", "--output", "json", "-"], Some(doc.as_bytes()));
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -160,7 +170,9 @@ fn bad_secret_manifest_is_exit_2_without_its_value() {
 #[test]
 fn a_ten_megabyte_document_is_denied_without_echoing_it() {
     let huge = "h".repeat(10 * 1024 * 1024);
-    let doc = format!("{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: vault\n        VAULT_ADDR: \"{huge}\"\n      tokenSecretName: t\n");
+    let doc = format!(
+        "{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: vault\n        VAULT_ADDR: \"{huge}\"\n      tokenSecretName: t\n"
+    );
     let out = run(&["check", "-"], Some(doc.as_bytes()));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
@@ -184,13 +196,21 @@ fn secret_values_never_reach_the_output() {
 
 #[test]
 fn no_mutate_validates_the_object_as_written() {
-    let doc = format!("{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: kmip\n        KMIP_ENDPOINT: kmip.example.com\n      tokenSecretName: k\n  storage:\n    storageClassDeviceSets: [{{name: a, encrypted: true}}]\n");
+    let doc = format!(
+        "{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: kmip\n        KMIP_ENDPOINT: kmip.example.com\n      tokenSecretName: k\n  storage:\n    storageClassDeviceSets: [{{name: a, encrypted: true}}]\n"
+    );
     let secrets = generated();
-    let kmip_secret = std::fs::read_to_string(secrets.path().join("kmip.yaml")).unwrap().replace("kmip-credentials", "k").replace("namespace: rook-ceph", "namespace: ns");
+    let kmip_secret = std::fs::read_to_string(secrets.path().join("kmip.yaml"))
+        .unwrap()
+        .replace("kmip-credentials", "k")
+        .replace("namespace: rook-ceph", "namespace: ns");
     let input = format!("{doc}---\n{kmip_secret}");
     let mutated = run(&["check", "-"], Some(input.as_bytes()));
     assert_eq!(mutated.status.code(), Some(0), "{}", stdout(&mutated));
-    assert!(stdout(&mutated).contains("replace /spec/security/kms/connectionDetails/KMIP_ENDPOINT = \"kmip.example.com:5696\""));
+    assert!(
+        stdout(&mutated)
+            .contains("replace /spec/security/kms/connectionDetails/KMIP_ENDPOINT = \"kmip.example.com:5696\"")
+    );
     let raw = run(&["check", "--no-mutate", "-"], Some(input.as_bytes()));
     assert_eq!(raw.status.code(), Some(1), "{}", stdout(&raw));
     assert!(stdout(&raw).contains("has no port"));

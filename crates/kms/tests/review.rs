@@ -1,5 +1,7 @@
 //! The review as a whole: mutation (when it may happen, idempotence), UPDATE rules and ratcheting.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+
 mod support;
 
 use rook_kms::review::Outcome;

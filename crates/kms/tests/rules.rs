@@ -1,6 +1,8 @@
 //! Every rule, table-driven: for each, a failing case (the finding, its field and its words) and
 //! an allowed case that differs only in the field the rule is about.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+
 mod support;
 
 use rstest::rstest;

@@ -8,7 +8,8 @@ use std::path::Path;
 use super::pki::Pki;
 
 fn secret(name: &str, data: &[(&str, &str)]) -> String {
-    let mut s = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: rook-ceph\nstringData:\n");
+    let mut s =
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: rook-ceph\nstringData:\n");
     for (key, value) in data {
         let _ = writeln!(s, "  {key}: |");
         for line in value.lines() {
@@ -53,7 +54,10 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
             ]
             .join("---\n"),
         ),
-        ("azure.yaml", secret("azure-kv-client-cert", &[("CLIENT_CERT", &format!("{}{}", azure.cert_pem, azure.key_pem))])),
+        (
+            "azure.yaml",
+            secret("azure-kv-client-cert", &[("CLIENT_CERT", &format!("{}{}", azure.cert_pem, azure.key_pem))]),
+        ),
     ];
     for (name, text) in files {
         std::fs::write(dir.join(name), text)?;

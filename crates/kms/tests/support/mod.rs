@@ -1,7 +1,8 @@
 //! Builders for rule tests: CephCluster objects and a Secret store with real, freshly made PEM
 //! material.
 
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+#![allow(dead_code)] // each test binary uses part of the support
 
 pub mod pki;
 
@@ -32,7 +33,11 @@ pub fn vault(extra: &[(&str, &str)]) -> Value {
 }
 
 pub fn ibm(extra: &[(&str, &str)]) -> Value {
-    with(&[("KMS_PROVIDER", "ibmkeyprotect"), ("IBM_KP_SERVICE_INSTANCE_ID", "0f0e1d2c-3b4a-4968-8766-554433221100")], extra, Some("ibm-key"))
+    with(
+        &[("KMS_PROVIDER", "ibmkeyprotect"), ("IBM_KP_SERVICE_INSTANCE_ID", "0f0e1d2c-3b4a-4968-8766-554433221100")],
+        extra,
+        Some("ibm-key"),
+    )
 }
 
 pub fn kmip(extra: &[(&str, &str)]) -> Value {
@@ -55,7 +60,8 @@ pub fn azure(extra: &[(&str, &str)]) -> Value {
 
 /// Base details overridden by `extra`; an extra value of `"<unset>"` removes the key.
 fn with(base: &[(&str, &str)], extra: &[(&str, &str)], token: Option<&str>) -> Value {
-    let mut details: Vec<(&str, &str)> = base.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).copied().collect();
+    let mut details: Vec<(&str, &str)> =
+        base.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).copied().collect();
     details.extend(extra.iter().filter(|(_, v)| *v != "<unset>").copied());
     let token = match extra.iter().find(|(k, _)| *k == "tokenSecretName") {
         Some((_, "<unset>")) => None,
@@ -98,18 +104,42 @@ pub fn secrets() -> ManifestSecrets {
         ("vault-future-key", vec![("key", future.key_pem.clone())]),
         ("ibm-key", vec![("IBM_KP_SERVICE_API_KEY", "api-key".into())]),
         ("ibm-wrong-key", vec![("API_KEY", "api-key".into())]),
-        ("kmip-creds", vec![("CA_CERT", ca.ca_pem.clone()), ("CLIENT_CERT", client.cert_pem.clone()), ("CLIENT_KEY", client.key_pem.clone())]),
+        (
+            "kmip-creds",
+            vec![
+                ("CA_CERT", ca.ca_pem.clone()),
+                ("CLIENT_CERT", client.cert_pem.clone()),
+                ("CLIENT_KEY", client.key_pem.clone()),
+            ],
+        ),
         ("kmip-no-key", vec![("CA_CERT", ca.ca_pem.clone()), ("CLIENT_CERT", client.cert_pem.clone())]),
-        ("kmip-mismatch", vec![("CA_CERT", ca.ca_pem.clone()), ("CLIENT_CERT", client.cert_pem.clone()), ("CLIENT_KEY", other.key_pem.clone())]),
-        ("kmip-expired", vec![("CA_CERT", ca.ca_pem.clone()), ("CLIENT_CERT", expired.cert_pem.clone()), ("CLIENT_KEY", expired.key_pem.clone())]),
+        (
+            "kmip-mismatch",
+            vec![
+                ("CA_CERT", ca.ca_pem.clone()),
+                ("CLIENT_CERT", client.cert_pem.clone()),
+                ("CLIENT_KEY", other.key_pem.clone()),
+            ],
+        ),
+        (
+            "kmip-expired",
+            vec![
+                ("CA_CERT", ca.ca_pem.clone()),
+                ("CLIENT_CERT", expired.cert_pem.clone()),
+                ("CLIENT_KEY", expired.key_pem.clone()),
+            ],
+        ),
         ("azure-cert", vec![("CLIENT_CERT", format!("{}{}", client.cert_pem, client.key_pem))]),
         ("azure-cert-only", vec![("CLIENT_CERT", client.cert_pem.clone())]),
         ("azure-wrong-key", vec![("CERT", client.cert_pem.clone())]),
     ];
     let mut store = ManifestSecrets::default();
     for (name, data) in docs {
-        let data: serde_json::Map<String, Value> = data.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
-        store.add(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}), NS).expect("secret");
+        let data: serde_json::Map<String, Value> =
+            data.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
+        store
+            .add(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}), NS)
+            .expect("secret");
     }
     store
 }

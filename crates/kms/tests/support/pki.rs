@@ -2,6 +2,8 @@
 //! certificates signed by it, with chosen validity windows. Shared by the tests and by the
 //! example-Secrets generator.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
