@@ -13,7 +13,7 @@ mod pki;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rook_kms::review::{Operation, Request, Review};
+use rook_kms::review::{Operation, Request, Review, SecretsUnavailable};
 use rook_kms::secrets::ManifestSecrets;
 use serde_json::{Value, json};
 
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
                 mutate: true,
             });
             let snapshot = secrets.snapshot(review.namespace(), &review.secret_names());
-            black_box(review.evaluate(&snapshot, now))
+            black_box(review.evaluate(&snapshot, now, SecretsUnavailable::Deny))
         })
     });
     g.bench_function("review_vault_tls_update", |b| {
@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
                 mutate: true,
             });
             let snapshot = secrets.snapshot(review.namespace(), &review.secret_names());
-            black_box(review.evaluate(&snapshot, now))
+            black_box(review.evaluate(&snapshot, now, SecretsUnavailable::Deny))
         })
     });
     g.finish();

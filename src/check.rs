@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rook_kms::review::{Operation, Outcome, Request, Review};
+use rook_kms::review::{Operation, Outcome, Request, Review, SecretsUnavailable};
 use rook_kms::secrets::{ManifestSecretError, ManifestSecrets};
 use serde_json::Value;
 
@@ -80,7 +80,7 @@ pub fn evaluate(args: &CheckArgs, now: i64) -> Result<Vec<Outcome>, CheckError> 
                 mutate: !args.no_mutate,
             });
             let snapshot = secrets.snapshot(review.namespace(), &review.secret_names());
-            review.evaluate(&snapshot, now)
+            review.evaluate(&snapshot, now, SecretsUnavailable::Deny)
         })
         .collect())
 }

@@ -44,6 +44,17 @@ pub struct Outcome {
     pub patch: Patch,
 }
 
+/// What to do when a referenced Secret cannot be read in time (the API is unreachable, access is
+/// forbidden): the verdict cannot be complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretsUnavailable {
+    /// Deny, saying the Secrets could not be read (fail closed).
+    #[default]
+    Deny,
+    /// Allow, with a warning that the Secrets were not checked (fail open).
+    Allow,
+}
+
 /// A parsed (and, where allowed, mutated) review, waiting for its Secrets.
 #[derive(Debug, Clone)]
 pub struct Review {
@@ -95,10 +106,11 @@ impl Review {
         names
     }
 
-    /// The verdict, given the Secrets and the time (Unix seconds).
-    pub fn evaluate(&self, secrets: &SecretSnapshot, now: i64) -> Outcome {
-        let verdict = match &self.cluster {
-            Err(problems) => Verdict { errors: problems.clone(), warnings: Vec::new() },
+    /// The verdict, given the Secrets, the time (Unix seconds) and what to do about Secrets that
+    /// could not be read.
+    pub fn evaluate(&self, secrets: &SecretSnapshot, now: i64, unavailable: SecretsUnavailable) -> Outcome {
+        let mut verdict = match &self.cluster {
+            Err(problems) => Verdict { errors: problems.clone(), ..Verdict::default() },
             Ok(cluster) => {
                 let ctx = Context { cluster, secrets, now };
                 match &self.old {
@@ -107,6 +119,14 @@ impl Review {
                 }
             }
         };
+        let unreadable = std::mem::take(&mut verdict.unreadable);
+        match unavailable {
+            SecretsUnavailable::Deny => verdict.errors.extend(unreadable),
+            SecretsUnavailable::Allow => verdict.warnings.extend(unreadable.into_iter().map(|f| Finding {
+                message: format!("{} Allowed without checking it (--secrets-unavailable=allow).", f.message),
+                field: f.field,
+            })),
+        }
         let mut warnings = self.mutation.warnings.clone();
         warnings.extend(verdict.warnings);
         Outcome {

@@ -28,6 +28,10 @@ impl std::fmt::Display for Finding {
 pub struct Verdict {
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
+    /// Secrets that could not be read (API unreachable, forbidden, timed out): whether these deny
+    /// is the caller's policy, not a rule.
+    #[serde(skip)]
+    pub unreadable: Vec<Finding>,
 }
 
 impl Verdict {
@@ -51,6 +55,7 @@ impl Verdict {
     pub fn extend(&mut self, other: Verdict) {
         self.errors.extend(other.errors);
         self.warnings.extend(other.warnings);
+        self.unreadable.extend(other.unreadable);
     }
 
     /// Ratcheting: an error that the old object already had, unchanged, becomes a warning so that

@@ -142,3 +142,29 @@ fn ratcheting_keeps_old_problems_as_warnings_only_while_unchanged() {
     let created = review(&old, None, true, &s);
     assert!(denied_on(&created, "VAULT_SKIP_VERIFY"), "on CREATE it is denied");
 }
+
+#[test]
+fn unreadable_secrets_follow_the_callers_policy() {
+    use rook_kms::review::{Operation, Request, Review, SecretsUnavailable};
+    use rook_kms::secrets::{SecretSnapshot, SecretSourceError};
+    let object = vault(&[]);
+    let review = Review::new(Request {
+        operation: Operation::Create,
+        object: &object,
+        old_object: None,
+        default_namespace: support::NS,
+        mutate: false,
+    });
+    let mut snapshot = SecretSnapshot::default();
+    for name in review.secret_names() {
+        snapshot.insert(name, Err(SecretSourceError { reason: "timed out after 2s".into() }));
+    }
+    let denied = review.evaluate(&snapshot, 0, SecretsUnavailable::Deny);
+    assert!(
+        !denied.allowed && denied.errors[0].message.contains("could not be read (timed out after 2s)"),
+        "{denied:#?}"
+    );
+    let allowed = review.evaluate(&snapshot, 0, SecretsUnavailable::Allow);
+    assert!(allowed.allowed, "{allowed:#?}");
+    assert!(allowed.warnings.iter().any(|w| w.message.contains("Allowed without checking it")));
+}

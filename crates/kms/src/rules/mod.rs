@@ -83,7 +83,7 @@ impl<'a> Context<'a> {
                 None
             }
             Lookup::Unavailable(e) => {
-                out.deny(field, format!("Secret {} in namespace {ns} could not be read ({e}); retry, or check the webhook's access to Secrets.", field::shown(name)));
+                out.unreadable.push(crate::verdict::Finding::new(field, format!("Secret {} in namespace {ns} could not be read ({e}); retry, or check the webhook's access to Secrets.", field::shown(name))));
                 None
             }
         }

@@ -6,7 +6,7 @@
 
 pub mod pki;
 
-use rook_kms::review::{Operation, Outcome, Request, Review};
+use rook_kms::review::{Operation, Outcome, Request, Review, SecretsUnavailable};
 use rook_kms::secrets::ManifestSecrets;
 use serde_json::{Value, json};
 
@@ -154,5 +154,5 @@ pub fn review(object: &Value, old: Option<&Value>, mutate: bool, secrets: &Manif
         mutate,
     });
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    review.evaluate(&secrets.snapshot(review.namespace(), &review.secret_names()), now)
+    review.evaluate(&secrets.snapshot(review.namespace(), &review.secret_names()), now, SecretsUnavailable::Deny)
 }
