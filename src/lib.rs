@@ -3,8 +3,10 @@
 //! The binary's pieces live here so that tests drive them directly: the CLI definition, `check`
 //! and the manifest reader.
 
+pub mod certs;
 pub mod check;
 pub mod manifests;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,11 @@ pub enum Command {
     /// Exit status: 0 when every CephCluster is allowed, 1 when any is denied, 2 when the input
     /// itself cannot be used (unreadable file, not YAML).
     Check(CheckArgs),
+    /// Serve the admission webhook over HTTPS (POST /validate, POST /mutate), with /livez, /readyz
+    /// and /metrics on a plain-HTTP health listener.
+    Serve(serve::ServeArgs),
+    /// Generate a CA and a serving certificate for the webhook.
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Debug, clap::Args)]

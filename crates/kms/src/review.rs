@@ -93,6 +93,11 @@ impl Review {
         Self { name, namespace, cluster, old, mutation }
     }
 
+    /// The mutation computed for this review (empty where mutation is not allowed).
+    pub fn mutation(&self) -> &Mutation {
+        &self.mutation
+    }
+
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

@@ -1,0 +1,197 @@
+//! AdmissionReview in, AdmissionReview out. This module only routes: the verdict comes from
+//! `rook_kms::review`, exactly as `check` computes it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
+use rook_kms::review::{Operation, Request, Review, SecretsUnavailable};
+use serde_json::Value;
+
+use super::metrics::Metrics;
+use super::secrets::Secrets;
+
+/// Which webhook is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+impl Endpoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct Admission {
+    pub secrets: Secrets,
+    pub secrets_timeout: Duration,
+    pub unavailable: SecretsUnavailable,
+    pub metrics: Metrics,
+}
+
+/// The HTTP answer: 200 with an AdmissionReview, or 400 with a sentence.
+#[derive(Debug)]
+pub enum Answer {
+    Review(Value),
+    BadRequest(String),
+}
+
+/// Kubernetes shows warnings as `Warning:` lines and may cut long ones; keep each under 120
+/// characters by splitting at word boundaries, continuation lines starting with "…".
+pub fn warning_lines(text: &str) -> Vec<String> {
+    const MAX: usize = 119;
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let word: String = word.chars().take(MAX - 4).collect();
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > MAX {
+            lines.push(std::mem::take(&mut line));
+            line.push('…');
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+impl Admission {
+    pub async fn handle(&self, endpoint: Endpoint, body: &[u8]) -> Answer {
+        let started = Instant::now();
+        let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.request(endpoint.as_str(), "unknown", "bad_request", started.elapsed().as_secs_f64());
+                return Answer::BadRequest(format!(
+                    "the body is not an AdmissionReview (admission.k8s.io/v1): {}",
+                    e.to_string().chars().take(200).collect::<String>()
+                ));
+            }
+        };
+        let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+            Ok(r) => r,
+            Err(_) => {
+                self.metrics.request(endpoint.as_str(), "unknown", "bad_request", started.elapsed().as_secs_f64());
+                return Answer::BadRequest("the AdmissionReview has no request".into());
+            }
+        };
+        let (response, result) = self.respond(endpoint, &req).await;
+        let latency = started.elapsed();
+        let operation = format!("{:?}", req.operation).to_uppercase();
+        self.metrics.request(endpoint.as_str(), &operation, result, latency.as_secs_f64());
+        tracing::info!(
+            uid = %req.uid,
+            namespace = req.namespace.as_deref().unwrap_or(""),
+            name = %req.name,
+            operation = %operation,
+            endpoint = endpoint.as_str(),
+            dry_run = req.dry_run,
+            verdict = result,
+            warnings = response.warnings.as_ref().map_or(0, Vec::len),
+            latency_us = latency.as_micros() as u64,
+            "admission"
+        );
+        match serde_json::to_value(response.into_review()) {
+            Ok(v) => Answer::Review(v),
+            Err(e) => Answer::BadRequest(format!("cannot encode the response: {e}")),
+        }
+    }
+
+    /// The response and the result label (allowed, denied, patched, skipped, error).
+    async fn respond(
+        &self,
+        endpoint: Endpoint,
+        req: &AdmissionRequest<DynamicObject>,
+    ) -> (AdmissionResponse, &'static str) {
+        let base = AdmissionResponse::from(req);
+        let operation = match req.operation {
+            KubeOperation::Create => Operation::Create,
+            KubeOperation::Update => Operation::Update,
+            _ => return (base, "skipped"),
+        };
+        if req.kind.group != "ceph.rook.io" || req.kind.kind != "CephCluster" {
+            return (base, "skipped");
+        }
+        let Some(object) = req.object.as_ref().and_then(|o| serde_json::to_value(o).ok()) else {
+            return (deny(base, "the request carries no object to check".into()), "denied");
+        };
+        let old = req.old_object.as_ref().and_then(|o| serde_json::to_value(o).ok());
+        let namespace = req.namespace.as_deref().unwrap_or("default");
+        let review = Review::new(Request {
+            operation,
+            object: &object,
+            old_object: old.as_ref(),
+            default_namespace: namespace,
+            mutate: endpoint == Endpoint::Mutate,
+        });
+        if endpoint == Endpoint::Mutate {
+            let mutation = review.mutation();
+            let warnings = mutation.warnings.iter().flat_map(|w| warning_lines(&w.to_string())).collect::<Vec<_>>();
+            let patched = !mutation.patch.0.is_empty();
+            let mut response = if patched {
+                match base.clone().with_patch(mutation.patch.clone()) {
+                    Ok(r) => r,
+                    Err(e) => return (deny(base, format!("internal error: cannot encode the patch ({e})")), "error"),
+                }
+            } else {
+                base
+            };
+            if !warnings.is_empty() {
+                response.warnings = Some(warnings);
+            }
+            return (response, if patched { "patched" } else { "allowed" });
+        }
+        let snapshot = self.secrets.snapshot(review.namespace(), &review.secret_names(), self.secrets_timeout).await;
+        let outcome = review.evaluate(&snapshot, now(), self.unavailable);
+        let warnings: Vec<String> = outcome.warnings.iter().flat_map(|w| warning_lines(&w.to_string())).collect();
+        let mut response = if outcome.allowed {
+            base
+        } else {
+            deny(base, outcome.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        };
+        if !warnings.is_empty() {
+            response.warnings = Some(warnings);
+        }
+        let result = if outcome.allowed { "allowed" } else { "denied" };
+        (response, result)
+    }
+}
+
+/// A denial with HTTP status 422 (Unprocessable Entity) and reason Invalid, as the API server
+/// would give for a schema violation.
+fn deny(response: AdmissionResponse, message: String) -> AdmissionResponse {
+    let mut response = response.deny(message);
+    response.result.code = 422;
+    response.result.reason = "Invalid".into();
+    response
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_split_under_120_characters() {
+        let long = "spec.security.kms.connectionDetails.VAULT_ADDR: VAULT_ADDR uses http://: the Vault token and the OSD keys cross the network in clear text; use https:// with VAULT_CACERT.";
+        let lines = warning_lines(long);
+        assert!(lines.len() >= 2);
+        assert!(lines.iter().all(|l| l.chars().count() < 120), "{lines:?}");
+        assert!(lines[1].starts_with("… "));
+        let joined = lines.join(" ").replace("… ", "");
+        assert_eq!(joined, long);
+    }
+}
