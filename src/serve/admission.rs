@@ -102,7 +102,10 @@ impl Admission {
             "admission"
         );
         match serde_json::to_value(response.into_review()) {
-            Ok(v) => Answer::Review(v),
+            Ok(mut v) => {
+                base64_patch(&mut v);
+                Answer::Review(v)
+            }
             Err(e) => Answer::BadRequest(format!("cannot encode the response: {e}")),
         }
     }
@@ -165,6 +168,19 @@ impl Admission {
         let result = if outcome.allowed { "allowed" } else { "denied" };
         (response, result)
     }
+}
+
+/// kube-core serializes `patch` as a JSON array of bytes; the API server's Go type is `[]byte`,
+/// whose canonical JSON form is a base64 string, which is what every Go webhook sends. Send that.
+fn base64_patch(review: &mut Value) {
+    use base64::Engine as _;
+    let Some(patch) = review.pointer_mut("/response/patch") else { return };
+    let Some(bytes) =
+        patch.as_array().map(|a| a.iter().filter_map(Value::as_u64).map(|b| b as u8).collect::<Vec<u8>>())
+    else {
+        return;
+    };
+    *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
 }
 
 /// A denial with HTTP status 422 (Unprocessable Entity) and reason Invalid, as the API server

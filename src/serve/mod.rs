@@ -125,8 +125,36 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
 
+/// A server with its listeners bound, ready to [`Bound::serve`].
+pub struct Bound {
+    args: ServeArgs,
+    store: Arc<CertStore>,
+    acceptor: TlsAcceptor,
+    admission: Arc<Admission>,
+    listener: TcpListener,
+    health_listener: TcpListener,
+    health: Health,
+}
+
+impl Bound {
+    /// The address of the HTTPS listener.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.health.tls_addr
+    }
+
+    /// The address of the health listener.
+    pub fn health_addr(&self) -> std::io::Result<SocketAddr> {
+        self.health_listener.local_addr()
+    }
+}
+
 /// Builds everything and serves until SIGTERM/SIGINT (or `shutdown` resolves), then drains.
-pub async fn run(mut args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    bind(args).await?.serve(shutdown).await
+}
+
+/// Loads the certificate, sets up the Secret source and binds both listeners.
+pub async fn bind(mut args: ServeArgs) -> Result<Bound, ServeError> {
     if args.dev {
         dev_setup(&mut args)?;
     }
@@ -156,61 +184,71 @@ pub async fn run(mut args: ServeArgs, shutdown: impl Future<Output = ()> + Send 
     let health_listener = TcpListener::bind(args.health_listen)
         .await
         .map_err(|source| ServeError::Bind { addr: args.health_listen, source })?;
-    let health = Health { ready: Arc::new(AtomicBool::new(true)), tls_addr, metrics: metrics.clone() };
-    tracing::info!(listen = %tls_addr, health = %health_listener.local_addr()?, "serving");
-    if args.dev {
-        print_dev_help(&args, tls_addr);
-    }
-    let watcher = tokio::spawn(store.watch(secs(args.tls_reload_interval.max(0.1))));
-    let health_task = tokio::spawn(serve_health(health_listener, health.clone()));
+    let health = Health { ready: Arc::new(AtomicBool::new(true)), tls_addr, metrics };
+    Ok(Bound { args, store, acceptor, admission, listener, health_listener, health })
+}
 
-    let app = router(admission, &args);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(secs(args.handshake_timeout));
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
-    let graceful = GracefulShutdown::new();
-    let handshake_timeout = secs(args.handshake_timeout);
-    let shutdown = async move {
-        tokio::select! {
-            () = shutdown => {}
-            () = terminate_signal() => {}
+impl Bound {
+    /// Serves until SIGTERM/SIGINT or `shutdown`; then readiness fails at once, in-flight
+    /// requests get `--shutdown-timeout` to finish, and it returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let Bound { args, store, acceptor, admission, listener, health_listener, health } = self;
+        let tls_addr = health.tls_addr;
+        tracing::info!(listen = %tls_addr, health = %health_listener.local_addr()?, "serving");
+        if args.dev {
+            print_dev_help(&args, tls_addr);
         }
-    };
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let Ok((tcp, peer)) = accepted else { continue };
-                let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(app.clone());
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => { tracing::debug!(%peer, %error, "TLS handshake failed"); return; }
-                        Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-                    if let Err(error) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                });
+        let watcher = tokio::spawn(store.watch(secs(args.tls_reload_interval.max(0.1))));
+        let health_task = tokio::spawn(serve_health(health_listener, health.clone()));
+
+        let app = router(admission, &args);
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(secs(args.handshake_timeout));
+        builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+        let graceful = GracefulShutdown::new();
+        let handshake_timeout = secs(args.handshake_timeout);
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = terminate_signal() => {}
+            }
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let Ok((tcp, peer)) = accepted else { continue };
+                    let acceptor = acceptor.clone();
+                    let service = TowerToHyperService::new(app.clone());
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(error)) => { tracing::debug!(%peer, %error, "TLS handshake failed"); return; }
+                            Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+                        if let Err(error) = watcher.watch(conn).await {
+                            tracing::debug!(%peer, %error, "connection ended with an error");
+                        }
+                    });
+                }
             }
         }
+        // Readiness fails at once; keep accepting nothing new after the delay; drain, bounded.
+        health.ready.store(false, Ordering::SeqCst);
+        tracing::info!("shutting down: readiness off, draining in-flight requests");
+        tokio::time::sleep(secs(args.shutdown_delay)).await;
+        drop(listener);
+        if tokio::time::timeout(secs(args.shutdown_timeout), graceful.shutdown()).await.is_err() {
+            tracing::warn!("in-flight requests did not finish within the shutdown timeout");
+        }
+        watcher.abort();
+        health_task.abort();
+        Ok(())
     }
-    // Readiness fails at once; keep accepting nothing new after the delay; drain, bounded.
-    health.ready.store(false, Ordering::SeqCst);
-    tracing::info!("shutting down: readiness off, draining in-flight requests");
-    tokio::time::sleep(secs(args.shutdown_delay)).await;
-    drop(listener);
-    if tokio::time::timeout(secs(args.shutdown_timeout), graceful.shutdown()).await.is_err() {
-        tracing::warn!("in-flight requests did not finish within the shutdown timeout");
-    }
-    watcher.abort();
-    health_task.abort();
-    Ok(())
 }
 
 fn router(admission: Arc<Admission>, args: &ServeArgs) -> Router {
