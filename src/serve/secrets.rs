@@ -80,3 +80,78 @@ pub async fn fetch_within<S: SecretSource>(
     }
     snapshot
 }
+
+#[cfg(test)]
+mod tests {
+    //! `KubeSecrets` against recorded API exchanges. TEST DOUBLE: no kube-apiserver can run here,
+    //! so a tower service answers with the responses a real API server gives (bodies as recorded
+    //! from `kubectl get secret -o json` and from 404/403 Status replies).
+
+    use super::*;
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use rook_kms::secrets::Lookup;
+
+    fn client(reply: fn(&str) -> (u16, &'static str), delay: Duration) -> kube::Client {
+        let service = tower::service_fn(move |req: hyper::Request<kube::client::Body>| {
+            let path = req.uri().path().to_string();
+            async move {
+                tokio::time::sleep(delay).await;
+                let (status, body) = reply(&path);
+                Ok::<_, std::convert::Infallible>(
+                    hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from_static(body.as_bytes())))
+                        .unwrap_or_default(),
+                )
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    const FOUND: &str = r#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"vault-token","namespace":"rook-ceph","resourceVersion":"1"},"data":{"token":"cy5GWXpsbzAyY2duVGVoRjhkWG5Bb3EyWjkK"},"type":"Opaque"}"#;
+    const NOT_FOUND: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"nope\" not found","reason":"NotFound","details":{"name":"nope","kind":"secrets"},"code":404}"#;
+    const FORBIDDEN: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"locked\" is forbidden: User \"system:serviceaccount:rook-ceph:rook-kms-webhook\" cannot get resource \"secrets\" in API group \"\" in the namespace \"rook-ceph\"","reason":"Forbidden","details":{"name":"locked","kind":"secrets"},"code":403}"#;
+
+    fn recorded(path: &str) -> (u16, &'static str) {
+        match path {
+            "/api/v1/namespaces/rook-ceph/secrets/vault-token" => (200, FOUND),
+            "/api/v1/namespaces/rook-ceph/secrets/locked" => (403, FORBIDDEN),
+            _ => (404, NOT_FOUND),
+        }
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+
+    #[tokio::test]
+    async fn found_missing_and_forbidden() {
+        let source = KubeSecrets::new(client(recorded, Duration::ZERO));
+        let snap = fetch_within(&source, "rook-ceph", &names(&["vault-token", "nope", "locked"]), Duration::from_secs(2)).await;
+        match snap.lookup("vault-token") {
+            Lookup::Found(data) => assert_eq!(data.get("token"), Some(&b"s.FYzlo02cgnTehF8dXnAoq2Z9\n"[..])),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(snap.lookup("nope"), Lookup::NotFound));
+        match snap.lookup("locked") {
+            Lookup::Unavailable(e) => assert!(e.reason.contains("forbidden"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_api_server_is_cut_at_the_deadline() {
+        let source = KubeSecrets::new(client(recorded, Duration::from_secs(5)));
+        let started = std::time::Instant::now();
+        let snap = fetch_within(&source, "rook-ceph", &names(&["vault-token", "other"]), Duration::from_millis(200)).await;
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        for name in ["vault-token", "other"] {
+            match snap.lookup(name) {
+                Lookup::Unavailable(e) => assert!(e.reason.contains("timed out after 0.2s"), "{e}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+}
