@@ -129,7 +129,9 @@ mod tests {
     #[tokio::test]
     async fn found_missing_and_forbidden() {
         let source = KubeSecrets::new(client(recorded, Duration::ZERO));
-        let snap = fetch_within(&source, "rook-ceph", &names(&["vault-token", "nope", "locked"]), Duration::from_secs(2)).await;
+        let snap =
+            fetch_within(&source, "rook-ceph", &names(&["vault-token", "nope", "locked"]), Duration::from_secs(2))
+                .await;
         match snap.lookup("vault-token") {
             Lookup::Found(data) => assert_eq!(data.get("token"), Some(&b"s.FYzlo02cgnTehF8dXnAoq2Z9\n"[..])),
             other => panic!("{other:?}"),
@@ -145,7 +147,8 @@ mod tests {
     async fn a_slow_api_server_is_cut_at_the_deadline() {
         let source = KubeSecrets::new(client(recorded, Duration::from_secs(5)));
         let started = std::time::Instant::now();
-        let snap = fetch_within(&source, "rook-ceph", &names(&["vault-token", "other"]), Duration::from_millis(200)).await;
+        let snap =
+            fetch_within(&source, "rook-ceph", &names(&["vault-token", "other"]), Duration::from_millis(200)).await;
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         for name in ["vault-token", "other"] {
             match snap.lookup(name) {
