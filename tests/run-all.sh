@@ -16,5 +16,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== bundled examples (the README's first command)"
 ./examples/check.sh >/dev/null
 
+echo "== tools the tests use"
+# The TLS-version test drives the openssl CLI against the server.
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+
 echo "== tests"
-cargo test --workspace --all-targets --locked
+log=$(mktemp)
+cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary, some with 0 tests).
+awk '/^test result:/ {p += $4; f += $6} END {print p " passed, " f " failed"}' "$log"
+rm -f "$log"
