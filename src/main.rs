@@ -6,16 +6,17 @@ use clap::Parser;
 use rook_kms_webhook::{Cli, Command, certs, check, serve};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     // One rustls crypto provider for the whole process (kube, the server, the probes): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let log = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if matches!(&cli.command, Command::Serve(args) if args.log_json) {
+        log.json().init();
+    } else {
+        log.init();
+    }
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Certs(args) => match certs::run(&args) {
