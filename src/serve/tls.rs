@@ -59,11 +59,7 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<Loaded, TlsError> {
 }
 
 fn x509_not_after(der: &CertificateDer<'_>) -> Result<i64, String> {
-    let pem = format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref())
-    );
-    rook_kms::pem::certificates(pem.as_bytes()).map(|c| c[0].not_after).map_err(|e| e.to_string())
+    rook_kms::pem::Certificate::from_der(der.clone().into_owned()).map(|c| c.not_after)
 }
 
 /// The current serving certificate, swapped atomically on reload.

@@ -43,15 +43,7 @@ pub fn certificates(pem: &[u8]) -> Result<Vec<Certificate>, PemError> {
     let mut out = Vec::new();
     for (index, item) in CertificateDer::pem_slice_iter(pem).enumerate() {
         let der = item.map_err(|e| PemError::BadPem(short(&e.to_string())))?;
-        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
-            .map_err(|e| PemError::BadCertificate { index: index + 1, reason: short(&e.to_string()) })?;
-        let validity = cert.validity();
-        out.push(Certificate {
-            subject: cert.subject().to_string(),
-            not_before: validity.not_before.timestamp(),
-            not_after: validity.not_after.timestamp(),
-            der: der.clone().into_owned(),
-        });
+        out.push(Certificate::from_der(der).map_err(|reason| PemError::BadCertificate { index: index + 1, reason })?);
     }
     if out.is_empty() { Err(PemError::NoCertificate) } else { Ok(out) }
 }
@@ -98,6 +90,18 @@ pub enum Validity {
 }
 
 impl Certificate {
+    /// Parses one DER certificate.
+    pub fn from_der(der: CertificateDer<'static>) -> Result<Self, String> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| short(&e.to_string()))?;
+        let validity = cert.validity();
+        Ok(Certificate {
+            subject: cert.subject().to_string(),
+            not_before: validity.not_before.timestamp(),
+            not_after: validity.not_after.timestamp(),
+            der: der.clone(),
+        })
+    }
+
     pub fn validity(&self, now: i64) -> Validity {
         if now < self.not_before {
             Validity::NotYetValid
