@@ -13,6 +13,8 @@ pub mod field;
 pub mod mutate;
 pub mod names;
 pub mod pem;
+pub mod probe;
+pub mod providers;
 pub mod review;
 pub mod rules;
 pub mod secrets;
