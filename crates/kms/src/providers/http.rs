@@ -121,7 +121,10 @@ impl Connection {
         body: Option<Vec<u8>>,
     ) -> Result<Response, HttpError> {
         let exchange = |reason: String| HttpError::Exchange { host: self.host.clone(), reason };
-        let uri = format!("{}{path}", self.base_path);
+        let mut uri = format!("{}{path}", self.base_path);
+        if !uri.starts_with('/') {
+            uri.insert(0, '/');
+        }
         let mut builder = Request::builder().method(method).uri(uri).header("host", &self.authority);
         for (name, value) in headers {
             builder = builder.header(*name, *value);

@@ -26,14 +26,6 @@ async fn open(url: &Url, options: &ProbeOptions, timeout: Duration) -> Result<Co
         .map_err(|e| e.to_string())
 }
 
-/// The path and query of a URL (`/oidc/token`).
-fn path_of(url: &Url) -> String {
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    }
-}
-
 /// IAM's error code (`BXNIM0415E`), when it looks like one; IAM's message text is not repeated.
 fn iam_code(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
@@ -54,7 +46,13 @@ pub async fn iam_token(target: &KeyProtectTarget, options: &ProbeOptions) -> Res
         .finish();
     let headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")];
     let response = conn
-        .send(Method::POST, &path_of(&target.token_url), &headers, Some(body.into_bytes()))
+        // The connection already targets the URL's path; only its query is added.
+        .send(
+            Method::POST,
+            &target.token_url.query().map(|q| format!("?{q}")).unwrap_or_default(),
+            &headers,
+            Some(body.into_bytes()),
+        )
         .await
         .map_err(|e| ProbeFinding::fail(&token_field, format!("live probe: IBM IAM at {at} did not answer: {e}.")))?;
     let secret = field::shown(&target.secret);

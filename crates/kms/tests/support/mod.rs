@@ -160,3 +160,4 @@ pub fn review(object: &Value, old: Option<&Value>, mutate: bool, secrets: &Manif
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
     review.evaluate(&secrets.snapshot(review.namespace(), &review.secret_names()), now, SecretsUnavailable::Deny)
 }
+pub mod components;

@@ -3,6 +3,7 @@
 //! example-Secrets generator.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+#![allow(dead_code)] // shared by several test binaries and an example, each using part of it
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -45,6 +46,18 @@ impl Pki {
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         window(&mut params, from_days, to_days);
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
+        Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    }
+
+    /// A server certificate (EKU serverAuth) for the given DNS names and IP addresses.
+    pub fn server(&self, sans: &[&str]) -> Leaf {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| (*s).to_string()).collect::<Vec<_>>()).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, sans.first().copied().unwrap_or("server"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        window(&mut params, -1, 30);
         let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
         Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
     }
