@@ -8,7 +8,10 @@ use rook_kms::review::{Operation, Outcome, Request, Review, SecretsUnavailable};
 use rook_kms::secrets::{ManifestSecretError, ManifestSecrets};
 use serde_json::Value;
 
+use rook_kms::probe::ProbeMode;
+
 use crate::manifests::{self, Document, ManifestError};
+use crate::probe::Prober;
 use crate::{CheckArgs, Output};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +22,10 @@ pub enum CheckError {
     Secret { source_file: String, error: ManifestSecretError },
     #[error("cannot write the output: {0}")]
     Output(#[from] serde_json::Error),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeSetupError),
+    #[error("cannot start the probe runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// Runs the command and maps the result to the documented exit status.
@@ -67,7 +74,7 @@ pub fn evaluate(args: &CheckArgs, now: i64) -> Result<Vec<Outcome>, CheckError> 
     };
     let old: BTreeMap<(String, String), &Value> =
         old_docs.iter().filter(|d| d.is_ceph_cluster()).map(|d| (key(d, &args.namespace), &d.value)).collect();
-    Ok(docs
+    let reviewed: Vec<_> = docs
         .iter()
         .filter(|d| d.is_ceph_cluster())
         .map(|doc| {
@@ -80,9 +87,29 @@ pub fn evaluate(args: &CheckArgs, now: i64) -> Result<Vec<Outcome>, CheckError> 
                 mutate: !args.no_mutate,
             });
             let snapshot = secrets.snapshot(review.namespace(), &review.secret_names());
-            review.evaluate(&snapshot, now, SecretsUnavailable::Deny)
+            let outcome = review.evaluate(&snapshot, now, SecretsUnavailable::Deny);
+            (review, snapshot, outcome)
         })
-        .collect())
+        .collect();
+    let mode = ProbeMode::from(args.probe);
+    if mode == ProbeMode::Off {
+        return Ok(reviewed.into_iter().map(|(_, _, o)| o).collect());
+    }
+    let prober = Prober::new(mode, &args.probe_args, None)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CheckError::Runtime)?;
+    Ok(runtime.block_on(async {
+        let mut outcomes = Vec::new();
+        for (review, snapshot, mut outcome) in reviewed {
+            if outcome.allowed
+                && let Some(target) = review.probe_target(&snapshot)
+            {
+                let report = prober.probe(&target, prober.budget()).await;
+                review.add_probe(&mut outcome, &report, mode);
+            }
+            outcomes.push(outcome);
+        }
+        outcomes
+    }))
 }
 
 fn key(doc: &Document, default_namespace: &str) -> (String, String) {

@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod check;
 pub mod manifests;
+pub mod probe;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -54,6 +55,12 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Also probe each cluster's KMS live (read-only): `--probe` or `--probe=warn` reports failures
+    /// as warnings, `--probe=enforce` as errors.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "warn", default_value = "off", require_equals = true)]
+    pub probe: probe::ProbeModeArg,
+    #[command(flatten)]
+    pub probe_args: probe::ProbeArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

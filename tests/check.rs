@@ -9,6 +9,9 @@ mod pki;
 #[path = "../crates/kms/tests/support/example_secrets.rs"]
 mod example_secrets;
 
+#[path = "../crates/kms/tests/support/components.rs"]
+mod components;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -33,6 +36,8 @@ fn args(inputs: &[&Path], secrets: &Path, old: Option<&Path>) -> CheckArgs {
         no_mutate: false,
         namespace: "default".into(),
         output: Format::Json,
+        probe: rook_kms_webhook::probe::ProbeModeArg::Off,
+        probe_args: rook_kms_webhook::probe::ProbeArgs { probe_timeout: 3.0, probe_allow: vec![], probe_ca_file: None },
     }
 }
 
@@ -222,4 +227,41 @@ fn no_cluster_in_input_is_exit_0_with_a_note() {
     let out = run(&["check", "-"], Some(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"));
     assert_eq!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("holds no CephCluster"));
+}
+
+/// `check --probe` against a real OpenBao: warnings by default, errors under enforce.
+#[test]
+fn check_probe_against_openbao() {
+    let bao = components::OpenBao::dev();
+    bao.mount_kv("rook", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "apiVersion: ceph.rook.io/v1\nkind: CephCluster\nmetadata: {{name: bao, namespace: rook-ceph}}\nspec:\n  security:\n    kms:\n      connectionDetails: {{KMS_PROVIDER: vault, VAULT_ADDR: '{}', VAULT_BACKEND_PATH: rook}}\n      tokenSecretName: bao-token\n  storage:\n    storageClassDeviceSets: [{{name: set1, count: 1, encrypted: true}}]\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: bao-token, namespace: rook-ceph}}\nstringData: {{token: s.revoked-or-wrong}}\n",
+        bao.addr()
+    );
+    let file = dir.path().join("cluster.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let run = |probe: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rook-kms-webhook"))
+            .arg("check")
+            .args(probe)
+            .args(["--probe-allow", "127.0.0.0/8"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("live probe"), "no probe unless asked: {text}");
+    let (code, text) = run(&["--probe"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("warning  spec.security.kms.tokenSecretName: live probe: Vault at"), "{text}");
+    let (code, text) = run(&["--probe=enforce"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("error    spec.security.kms.tokenSecretName: live probe:") && text.contains("rejected the token"),
+        "{text}"
+    );
+    assert!(!text.contains("s.revoked-or-wrong"), "the token is never echoed: {text}");
 }

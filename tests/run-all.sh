@@ -19,6 +19,8 @@ echo "== bundled examples (the README's first command)"
 echo "== tools the tests use"
 # The TLS-version test drives the openssl CLI against the server.
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+# OpenBao (Vault API), PyKMIP and IBM's keyprotect client for the live-probe tests.
+./tests/components/install.sh
 
 echo "== tests"
 log=$(mktemp)

@@ -10,6 +10,9 @@ mod pki;
 #[path = "../crates/kms/tests/support/example_secrets.rs"]
 mod example_secrets;
 
+#[path = "../crates/kms/tests/support/components.rs"]
+mod components;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +73,10 @@ impl Server {
         .iter()
         .map(ToString::to_string)
         .collect();
+        // The examples name KMS hosts that do not exist; tests of the probe turn it on.
+        if !extra.iter().any(|a| a.starts_with("--probe")) {
+            argv.push("--probe=off".into());
+        }
         argv.extend(extra.iter().map(ToString::to_string));
         let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else { panic!("not serve") };
         let bound = serve::bind(args).await.unwrap();
@@ -191,6 +198,12 @@ async fn verdicts_match_check_on_every_example() {
             no_mutate: false,
             namespace: "default".into(),
             output: rook_kms_webhook::Output::Json,
+            probe: rook_kms_webhook::probe::ProbeModeArg::Off,
+            probe_args: rook_kms_webhook::probe::ProbeArgs {
+                probe_timeout: 3.0,
+                probe_allow: vec![],
+                probe_ca_file: None,
+            },
         };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let expected = rook_kms_webhook::check::evaluate(&args, now).unwrap();
@@ -420,6 +433,7 @@ async fn certificate_rotation_under_load_with_a_symlink_swap() {
         generated.to_str().unwrap(),
         "--tls-reload-interval",
         "0.1",
+        "--probe=off",
     ];
     let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
     let bound = serve::bind(args).await.unwrap();
@@ -538,4 +552,72 @@ async fn health_metrics_and_graceful_shutdown() {
     assert!(reply.starts_with("HTTP/1.1 200"), "the in-flight request was cut: {reply}");
     assert!(reply.contains("\"uid\":\"inflight\""));
     tokio::time::timeout(Duration::from_secs(5), &mut server.task).await.unwrap().unwrap().unwrap();
+}
+
+/// The admission server end to end with `--probe=enforce` against a real OpenBao.
+#[tokio::test]
+async fn probe_enforce_against_openbao_denies_a_bad_token_and_caches_results() {
+    let bao = components::OpenBao::dev();
+    bao.mount_kv("rook", 2);
+    let policy = r#"
+path "rook/*" { capabilities = ["create", "read", "update", "delete", "list"] }
+path "sys/mounts" { capabilities = ["read"] }
+"#;
+    let good = bao.token_with_policy("rook", policy, json!({}));
+    let secrets = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: bao-good, namespace: rook-ceph}}\nstringData: {{token: {good}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: bao-bad, namespace: rook-ceph}}\nstringData: {{token: s.not-a-token}}\n"
+    );
+    std::fs::write(secrets.path().join("tokens.yaml"), manifest).unwrap();
+    let server = Server::start(&[
+        "--probe=enforce",
+        "--probe-allow",
+        "127.0.0.0/8",
+        "--secrets",
+        secrets.path().to_str().unwrap(),
+    ])
+    .await;
+    let cluster = |token: &str, label: &str| {
+        json!({
+            "apiVersion": "ceph.rook.io/v1", "kind": "CephCluster",
+            "metadata": {"name": "bao", "namespace": "rook-ceph", "labels": {"edit": label}},
+            "spec": {
+                "security": {"kms": {
+                    "connectionDetails": {"KMS_PROVIDER": "vault", "VAULT_ADDR": bao.addr(), "VAULT_BACKEND_PATH": "rook"},
+                    "tokenSecretName": token}},
+                "storage": {"storageClassDeviceSets": [{"name": "set1", "count": 1, "encrypted": true}]}}
+        })
+    };
+
+    let denied =
+        post(&server, "/validate", &admission_review("u1", "CREATE", &cluster("bao-bad", "a"), None)).await.json();
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    let message = denied["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("rejected the token in Secret \"bao-bad\""), "{message}");
+
+    for uid in ["u2", "u3"] {
+        let allowed =
+            post(&server, "/validate", &admission_review(uid, "CREATE", &cluster("bao-good", "a"), None)).await.json();
+        assert_eq!(allowed["response"]["allowed"], true, "{allowed}");
+        assert_eq!(allowed["response"]["uid"], uid);
+    }
+    let metrics = http_get(server.health, "/metrics").await.1;
+    assert!(metrics.contains("rook_kms_webhook_probes_total{provider=\"vault\",result=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("rook_kms_webhook_probes_total{provider=\"vault\",result=\"failed\"} 1"), "{metrics}");
+    assert!(metrics.contains("rook_kms_webhook_probe_cache_hits_total{provider=\"vault\"} 1"), "{metrics}");
+
+    // An UPDATE that leaves the kms settings alone is not blocked by a failing probe: it warns.
+    let old = cluster("bao-bad", "a");
+    let edited = post(&server, "/validate", &admission_review("u4", "UPDATE", &cluster("bao-bad", "b"), Some(&old)))
+        .await
+        .json();
+    assert_eq!(edited["response"]["allowed"], true, "{edited}");
+    let warnings = edited["response"]["warnings"].to_string();
+    assert!(warnings.contains("rejected the token"), "{warnings}");
+
+    // The opt-out annotation skips the probe.
+    let mut skipped = cluster("bao-bad", "a");
+    skipped["metadata"]["annotations"] = json!({"rook-kms-webhook/probe": "skip"});
+    let answer = post(&server, "/validate", &admission_review("u5", "CREATE", &skipped, None)).await.json();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }

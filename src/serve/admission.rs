@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
+use rook_kms::probe::ProbeMode;
 use rook_kms::review::{Operation, Request, Review, SecretsUnavailable};
 use serde_json::Value;
 
@@ -29,6 +30,9 @@ impl Endpoint {
 
 /// What the handlers share.
 pub struct Admission {
+    pub prober: crate::probe::Prober,
+    /// The server's answer deadline; the probe gets what is left of it.
+    pub request_timeout: Duration,
     pub secrets: Secrets,
     pub secrets_timeout: Duration,
     pub unavailable: SecretsUnavailable,
@@ -85,7 +89,7 @@ impl Admission {
                 return Answer::BadRequest("the AdmissionReview has no request".into());
             }
         };
-        let (response, result) = self.respond(endpoint, &req).await;
+        let (response, result) = self.respond(endpoint, &req, started).await;
         let latency = started.elapsed();
         let operation = format!("{:?}", req.operation).to_uppercase();
         self.metrics.request(endpoint.as_str(), &operation, result, latency.as_secs_f64());
@@ -115,6 +119,7 @@ impl Admission {
         &self,
         endpoint: Endpoint,
         req: &AdmissionRequest<DynamicObject>,
+        started: Instant,
     ) -> (AdmissionResponse, &'static str) {
         let base = AdmissionResponse::from(req);
         let operation = match req.operation {
@@ -155,7 +160,17 @@ impl Admission {
             return (response, if patched { "patched" } else { "allowed" });
         }
         let snapshot = self.secrets.snapshot(review.namespace(), &review.secret_names(), self.secrets_timeout).await;
-        let outcome = review.evaluate(&snapshot, now(), self.unavailable);
+        let mut outcome = review.evaluate(&snapshot, now(), self.unavailable);
+        let mode = self.prober.mode();
+        if outcome.allowed
+            && mode != ProbeMode::Off
+            && let Some(target) = review.probe_target(&snapshot)
+        {
+            // Leave time to answer: the probe ends before the request deadline.
+            let left = self.request_timeout.saturating_sub(started.elapsed() + Duration::from_millis(250));
+            let report = self.prober.probe(&target, left).await;
+            review.add_probe(&mut outcome, &report, mode);
+        }
         let warnings: Vec<String> = outcome.warnings.iter().flat_map(|w| warning_lines(&w.to_string())).collect();
         let mut response = if outcome.allowed {
             base

@@ -18,6 +18,9 @@ pub struct Metrics {
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
     reloads: Family<Labels, Counter>,
+    probes: Family<Labels, Counter>,
+    probe_latency: Family<Labels, Histogram>,
+    probe_cache_hits: Family<Labels, Counter>,
     /// Unix time at which the serving certificate expires.
     pub cert_expiry: Gauge,
 }
@@ -32,6 +35,16 @@ impl Default for Metrics {
         let latency = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
         let reloads = Family::<Labels, Counter>::default();
         let cert_expiry = Gauge::default();
+        let probes = Family::<Labels, Counter>::default();
+        let probe_latency = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
+        let probe_cache_hits = Family::<Labels, Counter>::default();
+        registry.register("probes", "Live KMS probes run, by provider and result", probes.clone());
+        registry.register("probe_duration_seconds", "Time a live KMS probe took, by provider", probe_latency.clone());
+        registry.register(
+            "probe_cache_hits",
+            "Probe results served from the cache, by provider",
+            probe_cache_hits.clone(),
+        );
         registry.register(
             "admission_requests",
             "Admission requests by endpoint, operation and result",
@@ -44,7 +57,16 @@ impl Default for Metrics {
             "When the serving certificate expires (Unix time)",
             cert_expiry.clone(),
         );
-        Self { registry: Arc::new(registry), requests, latency, reloads, cert_expiry }
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            latency,
+            reloads,
+            probes,
+            probe_latency,
+            probe_cache_hits,
+            cert_expiry,
+        }
     }
 }
 
@@ -62,6 +84,15 @@ impl Metrics {
 
     pub fn reload(&self, result: &str) {
         self.reloads.get_or_create(&vec![("result", result.into())]).inc();
+    }
+
+    pub fn probe(&self, provider: &str, result: &str, seconds: f64) {
+        self.probes.get_or_create(&vec![("provider", provider.into()), ("result", result.into())]).inc();
+        self.probe_latency.get_or_create(&vec![("provider", provider.into())]).observe(seconds);
+    }
+
+    pub fn probe_cache_hit(&self, provider: &str) {
+        self.probe_cache_hits.get_or_create(&vec![("provider", provider.into())]).inc();
     }
 
     /// The Prometheus text exposition.

@@ -75,6 +75,13 @@ pub struct ServeArgs {
     /// On SIGTERM: seconds in-flight requests get to finish.
     #[arg(long, default_value_t = 20.0)]
     pub shutdown_timeout: f64,
+    /// Live KMS probe of every reviewed cluster: off, warn (failures are warnings) or enforce
+    /// (failures deny new or changed kms settings). Opt a cluster out with the annotation
+    /// rook-kms-webhook/probe: "skip".
+    #[arg(long, value_enum, default_value_t = crate::probe::ProbeModeArg::Warn)]
+    pub probe: crate::probe::ProbeModeArg,
+    #[command(flatten)]
+    pub probe_args: crate::probe::ProbeArgs,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
@@ -111,6 +118,10 @@ pub enum ServeError {
     DevCerts(#[from] rcgen::Error),
     #[error("cannot write {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeSetupError),
+    #[error("--probe-timeout ({probe} s) must be below --request-timeout ({request} s)")]
+    ProbeBudget { probe: f64, request: f64 },
 }
 
 /// Readiness: a certificate is loaded, the TLS listener is up, and we are not shutting down.
@@ -169,7 +180,13 @@ pub async fn bind(mut args: ServeArgs) -> Result<Bound, ServeError> {
     } else {
         Secrets::Manifests(read_secret_manifests(&args.secrets)?)
     };
+    if args.probe != crate::probe::ProbeModeArg::Off && args.probe_args.probe_timeout >= args.request_timeout {
+        return Err(ServeError::ProbeBudget { probe: args.probe_args.probe_timeout, request: args.request_timeout });
+    }
+    let prober = crate::probe::Prober::new(args.probe.into(), &args.probe_args, Some(metrics.clone()))?;
     let admission = Arc::new(Admission {
+        prober,
+        request_timeout: secs(args.request_timeout),
         secrets,
         secrets_timeout: secs(args.secrets_timeout),
         unavailable: match args.secrets_unavailable {
@@ -409,6 +426,8 @@ fn dev_setup(args: &mut ServeArgs) -> Result<(), ServeError> {
     if args.secrets.is_empty() {
         args.secrets = vec![PathBuf::from("examples")];
     }
+    // The examples name KMS hosts that do not exist: probing them would only add warnings.
+    args.probe = crate::probe::ProbeModeArg::Off;
     if args.listen.ip().is_unspecified() {
         args.listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }

@@ -21,6 +21,18 @@ use crate::secrets::{Lookup, SecretSnapshot};
 /// Annotation that opts one CephCluster out of the probe.
 pub const SKIP_ANNOTATION: &str = "rook-kms-webhook/probe";
 
+/// What probe failures do to the verdict (`--probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProbeMode {
+    /// No probe.
+    Off,
+    /// Probe failures are warnings.
+    #[default]
+    Warn,
+    /// Probe failures deny (on CREATE, and on UPDATEs that change the kms settings).
+    Enforce,
+}
+
 /// A secret string: `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sensitive(pub String);

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::cluster::Cluster;
 use crate::mutate::{Mutation, mutate};
+use crate::probe::{ProbeMode, ProbeReport, ProbeTarget, Severity};
 use crate::rules::{self, Context};
 use crate::secrets::{SecretSnapshot, referenced_secrets};
 use crate::verdict::{Finding, Verdict};
@@ -63,6 +64,8 @@ pub struct Review {
     cluster: Result<Cluster, Vec<Finding>>,
     old: Option<Cluster>,
     mutation: Mutation,
+    /// CREATE, or an UPDATE that changed the kms or keyRotation settings.
+    kms_changed: bool,
 }
 
 impl Review {
@@ -83,14 +86,36 @@ impl Review {
             _ => None,
         };
         let mut mutation = Mutation::default();
+        let kms_changed = kms_changed(&req);
         let cluster = match parsed {
-            Ok(cluster) if req.mutate && may_mutate(&req) => {
+            Ok(cluster) if req.mutate && kms_changed => {
                 mutation = mutate(&cluster);
                 apply(req.object, &mutation.patch, req.default_namespace).unwrap_or(Ok(cluster))
             }
             other => other,
         };
-        Self { name, namespace, cluster, old, mutation }
+        Self { name, namespace, cluster, old, mutation, kms_changed }
+    }
+
+    /// What the live probe would check, given the Secrets (`None`: nothing to probe).
+    pub fn probe_target(&self, secrets: &SecretSnapshot) -> Option<ProbeTarget> {
+        crate::probe::target(self.cluster.as_ref().ok()?, secrets)
+    }
+
+    /// Adds the probe's findings to an outcome. Under [`ProbeMode::Enforce`] failures deny, but
+    /// only when the kms settings are new or changed: an unrelated edit of an old cluster is never
+    /// blocked by the KMS being down (ratcheting); it gets the findings as warnings.
+    pub fn add_probe(&self, outcome: &mut Outcome, report: &ProbeReport, mode: ProbeMode) {
+        let deny = mode == ProbeMode::Enforce && self.kms_changed;
+        for f in &report.findings {
+            let finding = Finding::new(f.field.clone(), f.message.clone());
+            if deny && f.severity == Severity::Fail {
+                outcome.errors.push(finding);
+            } else {
+                outcome.warnings.push(finding);
+            }
+        }
+        outcome.allowed = outcome.errors.is_empty();
     }
 
     /// The mutation computed for this review (empty where mutation is not allowed).
@@ -145,9 +170,10 @@ impl Review {
     }
 }
 
-/// Mutation happens on CREATE, or on UPDATE only when the user changed the kms or keyRotation
-/// block: every change to connectionDetails rolls every encrypted OSD.
-fn may_mutate(req: &Request<'_>) -> bool {
+/// Whether this is a CREATE or an UPDATE that changed the kms or keyRotation block. Mutation
+/// happens only then (every change to connectionDetails rolls every encrypted OSD), and only then
+/// may a probe failure deny.
+fn kms_changed(req: &Request<'_>) -> bool {
     match (req.operation, req.old_object) {
         (Operation::Create, _) | (Operation::Update, None) => true,
         (Operation::Update, Some(old)) => {

@@ -14,9 +14,13 @@ use serde_json::Value;
 
 use super::pki::{Leaf, Pki};
 
-/// The repository root.
+/// The repository root (the directory of the workspace's Cargo.lock).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().unwrap();
+    while !dir.join("Cargo.lock").exists() {
+        dir = dir.parent().expect("a workspace root above the package").to_path_buf();
+    }
+    dir
 }
 
 /// A program from the components' virtual environment.
