@@ -3,6 +3,7 @@
 //! `.tools/venv`, which `tests/components/install.sh` fills; a missing component fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop the test
+#![allow(dead_code)] // shared by several test binaries, each using part of it
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
