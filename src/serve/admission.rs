@@ -72,7 +72,14 @@ pub fn warning_lines(text: &str) -> Vec<String> {
 impl Admission {
     pub async fn handle(&self, endpoint: Endpoint, body: &[u8]) -> Answer {
         let started = Instant::now();
-        let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        // Parse once into a Value and lift the (large) objects out as they are: the rules read
+        // Values, and a DynamicObject would be buffered and converted back for nothing.
+        let parsed = serde_json::from_slice::<Value>(body).and_then(|mut v| {
+            let mut lift = |p: &str| v.pointer_mut(p).map(Value::take).filter(|o| !o.is_null());
+            let objects = (lift("/request/object"), lift("/request/oldObject"));
+            serde_json::from_value::<AdmissionReview<DynamicObject>>(v).map(|r| (r, objects))
+        });
+        let (review, objects) = match parsed {
             Ok(r) => r,
             Err(e) => {
                 self.metrics.request(endpoint.as_str(), "unknown", "bad_request", started.elapsed().as_secs_f64());
@@ -89,7 +96,7 @@ impl Admission {
                 return Answer::BadRequest("the AdmissionReview has no request".into());
             }
         };
-        let (response, result) = self.respond(endpoint, &req, started).await;
+        let (response, result) = self.respond(endpoint, &req, objects, started).await;
         let latency = started.elapsed();
         let operation = format!("{:?}", req.operation).to_uppercase();
         self.metrics.request(endpoint.as_str(), &operation, result, latency.as_secs_f64());
@@ -119,6 +126,7 @@ impl Admission {
         &self,
         endpoint: Endpoint,
         req: &AdmissionRequest<DynamicObject>,
+        (object, old): (Option<Value>, Option<Value>),
         started: Instant,
     ) -> (AdmissionResponse, &'static str) {
         let base = AdmissionResponse::from(req);
@@ -130,10 +138,9 @@ impl Admission {
         if req.kind.group != "ceph.rook.io" || req.kind.kind != "CephCluster" {
             return (base, "skipped");
         }
-        let Some(object) = req.object.as_ref().and_then(|o| serde_json::to_value(o).ok()) else {
+        let Some(object) = object else {
             return (deny(base, "the request carries no object to check".into()), "denied");
         };
-        let old = req.old_object.as_ref().and_then(|o| serde_json::to_value(o).ok());
         let namespace = req.namespace.as_deref().unwrap_or("default");
         let review = Review::new(Request {
             operation,

@@ -5,6 +5,8 @@
 //! SubjectPublicKeyInfo of the key with the certificate's.
 
 use rustls::sign::CertifiedKey;
+
+use crate::memo::{Memo, digest};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -38,8 +40,13 @@ pub enum PemError {
     KeyMismatch,
 }
 
-/// Every certificate in a PEM bundle, in order.
+/// Every certificate in a PEM bundle, in order (memoized, see [`crate::memo`]).
 pub fn certificates(pem: &[u8]) -> Result<Vec<Certificate>, PemError> {
+    static ANSWERS: Memo<Result<Vec<Certificate>, PemError>> = Memo::new(512);
+    ANSWERS.get_or_compute(digest(&[pem]), || parse_certificates(pem))
+}
+
+fn parse_certificates(pem: &[u8]) -> Result<Vec<Certificate>, PemError> {
     let mut out = Vec::new();
     for (index, item) in CertificateDer::pem_slice_iter(pem).enumerate() {
         let der = item.map_err(|e| PemError::BadPem(short(&e.to_string())))?;
@@ -63,6 +70,16 @@ pub fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, PemError> {
 fn is_encrypted_key(pem: &[u8]) -> bool {
     let contains = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
     contains(b"BEGIN ENCRYPTED PRIVATE KEY") || contains(b"Proc-Type: 4,ENCRYPTED")
+}
+
+/// Checks that the first private key in `key_pem` is usable and belongs to `cert`.
+///
+/// Loading an ECDSA or RSA key validates it (for ECDSA, a scalar multiplication): far more work
+/// than all the rules together, for Secrets that come back on every request, so answers are
+/// memoized (see [`crate::memo`]).
+pub fn check_key(cert: &Certificate, key_pem: &[u8]) -> Result<(), PemError> {
+    static ANSWERS: Memo<Result<(), PemError>> = Memo::new(512);
+    ANSWERS.get_or_compute(digest(&[cert.der.as_ref(), key_pem]), || check_pair(cert, private_key(key_pem)?))
 }
 
 /// Checks that `key` is the private key of `cert`.

@@ -66,19 +66,16 @@ pub(super) fn check_client(
             return;
         }
     };
-    match pem::private_key(key_pem) {
-        Ok(key) => match pem::check_pair(&cert, key) {
-            Ok(()) => {}
-            Err(pem::PemError::KeyMismatch) => out.deny(
-                key_src.field,
-                format!(
-                    "the private key in {} does not belong to the certificate in {}; store the matching pair.",
-                    key_src.name(),
-                    cert_src.name()
-                ),
+    match pem::check_key(&cert, key_pem) {
+        Ok(()) => {}
+        Err(pem::PemError::KeyMismatch) => out.deny(
+            key_src.field,
+            format!(
+                "the private key in {} does not belong to the certificate in {}; store the matching pair.",
+                key_src.name(),
+                cert_src.name()
             ),
-            Err(e) => out.deny(key_src.field, format!("{} {e}.", key_src.name())),
-        },
+        ),
         Err(e) => out.deny(key_src.field, format!("{} {e}.", key_src.name())),
     }
     match cert.validity(now) {
