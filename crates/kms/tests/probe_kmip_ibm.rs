@@ -175,3 +175,104 @@ fn the_double_speaks_ibms_api_for_ibms_own_client() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// PyKMIP with an RSA server certificate offers only ECDHE-ECDSA suites on TLS 1.2, which rustls
+/// cannot use with an RSA key: the probe says there is no common cipher suite.
+#[tokio::test]
+async fn kmip_probe_names_a_missing_common_cipher_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", &p("rsa.key"), "-out", &p("rsa.crt")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl could not make an RSA certificate");
+    let rsa = Leaf {
+        cert_pem: std::fs::read_to_string(p("rsa.crt")).unwrap(),
+        key_pem: std::fs::read_to_string(p("rsa.key")).unwrap(),
+    };
+    let client_ca = Pki::new("kmip client CA");
+    let kmip = PyKmip::start_with_chain(&rsa, "", &client_ca);
+    let client = client_ca.valid_client("rook");
+    let target = target(
+        &[("KMS_PROVIDER", "kmip"), ("KMIP_ENDPOINT", &format!("127.0.0.1:{}", kmip.port))],
+        "kmip-creds",
+        &[("CA_CERT", &rsa.cert_pem), ("CLIENT_CERT", &client.cert_pem), ("CLIENT_KEY", &client.key_pem)],
+    );
+    let report = probe::run(&target, &options(&[])).await;
+    assert!(failure(&report).contains("no common TLS version or cipher suite"), "{report:#?}");
+}
+
+/// A KMIP server that does not speak 1.4 (a loopback responder built on our own codec: PyKMIP
+/// always offers 1.4).
+#[tokio::test]
+async fn kmip_probe_refuses_a_server_without_kmip_1_4() {
+    use rook_kms::providers::kmip::ttlv::{Item, Value as T, tag};
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server_ca = Pki::new("kmip server CA");
+    let client_ca = Pki::new("kmip client CA");
+    let server = server_ca.server(&["127.0.0.1"]);
+    let certs = vec![rustls::pki_types::CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).unwrap()];
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut header = [0u8; 8];
+        tls.read_exact(&mut header).await.unwrap();
+        let mut rest = vec![0u8; rook_kms::providers::kmip::ttlv::frame_length(&header).unwrap() - 8];
+        tls.read_exact(&mut rest).await.unwrap();
+        let request = Item::decode(&[header.to_vec(), rest].concat()).unwrap();
+        let batch = request.child(tag::BATCH_ITEM).unwrap();
+        let version = |minor| {
+            Item::structure(
+                tag::PROTOCOL_VERSION,
+                vec![
+                    Item::new(tag::PROTOCOL_VERSION_MAJOR, T::Integer(1)),
+                    Item::new(tag::PROTOCOL_VERSION_MINOR, T::Integer(minor)),
+                ],
+            )
+        };
+        let response = Item::structure(
+            tag::RESPONSE_MESSAGE,
+            vec![
+                Item::structure(
+                    tag::RESPONSE_HEADER,
+                    vec![
+                        version(2),
+                        Item::new(tag::TIME_STAMP, T::DateTime(0)),
+                        Item::new(tag::BATCH_COUNT, T::Integer(1)),
+                    ],
+                ),
+                Item::structure(
+                    tag::BATCH_ITEM,
+                    vec![
+                        batch.child(tag::OPERATION).unwrap().clone(),
+                        batch.child(tag::UNIQUE_BATCH_ITEM_ID).unwrap().clone(),
+                        Item::new(tag::RESULT_STATUS, T::Enumeration(0)),
+                        Item::structure(tag::RESPONSE_PAYLOAD, vec![version(2), version(1)]),
+                    ],
+                ),
+            ],
+        );
+        tls.write_all(&response.encode()).await.unwrap();
+        tls.flush().await.unwrap();
+    });
+    let client = client_ca.valid_client("rook");
+    let report = probe::run(&kmip_target(&format!("127.0.0.1:{port}"), &server_ca, &client), &options(&[])).await;
+    let message = failure(&report);
+    assert!(message.contains("does not offer KMIP 1.4 (it answered [1.2, 1.1])"), "{message}");
+}

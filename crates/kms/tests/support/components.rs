@@ -233,11 +233,16 @@ pub struct PyKmip {
 
 impl PyKmip {
     pub fn start(server: &Leaf, server_ca: &Pki, client_ca: &Pki) -> Self {
+        Self::start_with_chain(server, &server_ca.ca_pem, client_ca)
+    }
+
+    /// With `server`'s certificate followed by `chain` (PEM, may be empty).
+    pub fn start_with_chain(server: &Leaf, chain: &str, client_ca: &Pki) -> Self {
         let bin = venv_bin("pykmip-server");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let p = |n: &str| dir.path().join(n).display().to_string();
-        std::fs::write(p("server.crt"), format!("{}{}", server.cert_pem, server_ca.ca_pem)).unwrap();
+        std::fs::write(p("server.crt"), format!("{}{chain}", server.cert_pem)).unwrap();
         std::fs::write(p("server.key"), &server.key_pem).unwrap();
         std::fs::write(p("ca.crt"), &client_ca.ca_pem).unwrap();
         std::fs::create_dir(p("policies")).unwrap();
