@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod cron;
 pub mod field;
+pub mod keys;
 pub mod memo;
 pub mod mutate;
 pub mod names;
