@@ -5,7 +5,8 @@
 
 pub mod certs;
 pub mod check;
-pub mod manifests;
+/// Manifest reading lives in the domain crate (the controller reads the same files).
+pub use rook_kms::manifests;
 pub mod probe;
 pub mod serve;
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cron;
 pub mod field;
 pub mod keys;
+pub mod manifests;
 pub mod memo;
 pub mod mutate;
 pub mod names;
