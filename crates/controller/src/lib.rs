@@ -20,8 +20,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Verify, read-only, that every encrypted OSD PVC's key is readable in its KMS; report
+    /// Events and metrics; one active replica through a Lease.
+    Run(run::RunArgs),
     /// Key operations against a cluster's KMS, configured from manifests.
     Keys(admin::KeysArgs),
     /// Copy every OSD key from the current KMS to a new configuration, reading each back.
     Migrate(admin::MigrateArgs),
 }
+pub mod api;
+pub mod kube_api;
+pub mod leader;
+pub mod reconcile;
+pub mod run;

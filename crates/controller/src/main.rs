@@ -11,6 +11,21 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
     let result = match Cli::parse().command {
+        Command::Run(args) => {
+            return match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => match rt.block_on(rook_kms_controller::run::run(args)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                },
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Keys(args) => admin::keys(&args),
         Command::Migrate(args) => admin::migrate_keys(&args),
     };

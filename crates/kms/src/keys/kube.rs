@@ -32,6 +32,29 @@ pub trait SecretStore: Send + Sync {
     fn list_labelled(&self, key: &str) -> impl Future<Output = Result<Vec<(String, KeySecret)>, KeyError>> + Send;
 }
 
+/// A shared reference is a store too (stores are used by reference, the in-memory one included).
+impl<T: SecretStore> SecretStore for &T {
+    async fn get(&self, name: &str) -> Result<Option<KeySecret>, KeyError> {
+        (**self).get(name).await
+    }
+
+    async fn create(&self, name: &str, secret: KeySecret) -> Result<bool, KeyError> {
+        (**self).create(name, secret).await
+    }
+
+    async fn replace(&self, name: &str, secret: KeySecret) -> Result<(), KeyError> {
+        (**self).replace(name, secret).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, KeyError> {
+        (**self).delete(name).await
+    }
+
+    async fn list_labelled(&self, key: &str) -> Result<Vec<(String, KeySecret)>, KeyError> {
+        (**self).list_labelled(key).await
+    }
+}
+
 /// An in-memory [`SecretStore`] for tests and dry runs.
 #[derive(Debug, Default)]
 pub struct MemorySecrets {

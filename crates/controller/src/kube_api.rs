@@ -1,0 +1,374 @@
+//! [`ClusterApi`] over kube-rs: the only place the controller talks to the Kubernetes API.
+//! RBAC it needs: list cephclusters.ceph.rook.io; list persistentvolumeclaims; get secrets (the
+//! kms settings' Secrets and Rook's key Secrets; create/update/delete only for the admin
+//! operations); create events; get/create/update leases.coordination.k8s.io.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::{Lease as KubeLease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Event as KubeEvent, ObjectReference, PersistentVolumeClaim, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use rook_kms::keys::KeyError;
+use rook_kms::keys::kube::{KeySecret, SecretStore};
+use rook_kms::secrets::SecretData;
+use serde_json::Value;
+
+use crate::api::{ApiError, ClusterApi, Event, Lease, Pvc};
+
+fn api_error(e: kube::Error) -> ApiError {
+    match e {
+        kube::Error::Api(s) => {
+            ApiError(format!("the API server answered {} {}", s.code, s.message.chars().take(160).collect::<String>()))
+        }
+        other => ApiError(other.to_string().lines().next().unwrap_or_default().chars().take(160).collect()),
+    }
+}
+
+fn key_error(e: kube::Error) -> KeyError {
+    KeyError::Kube(api_error(e).0)
+}
+
+/// The Kubernetes API through kube-rs; `namespace` limits the CephClusters watched.
+#[derive(Clone)]
+pub struct KubeCluster {
+    pub client: kube::Client,
+    pub namespace: Option<String>,
+}
+
+/// Rook's key Secrets in one namespace.
+pub struct KubeKeySecrets {
+    api: Api<Secret>,
+}
+
+fn to_key_secret(s: Secret) -> KeySecret {
+    KeySecret {
+        labels: s.metadata.labels.unwrap_or_default(),
+        data: s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect(),
+    }
+}
+
+fn to_secret(name: &str, k: KeySecret, resource_version: Option<String>) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(k.labels),
+            resource_version,
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/rook".into()),
+        data: Some(k.data.into_iter().map(|(key, v)| (key, ByteString(v))).collect()),
+        ..Secret::default()
+    }
+}
+
+impl SecretStore for KubeKeySecrets {
+    async fn get(&self, name: &str) -> Result<Option<KeySecret>, KeyError> {
+        Ok(self.api.get_opt(name).await.map_err(key_error)?.map(to_key_secret))
+    }
+
+    async fn create(&self, name: &str, secret: KeySecret) -> Result<bool, KeyError> {
+        match self.api.create(&PostParams::default(), &to_secret(name, secret, None)).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(key_error(e)),
+        }
+    }
+
+    async fn replace(&self, name: &str, secret: KeySecret) -> Result<(), KeyError> {
+        let current = self.api.get_opt(name).await.map_err(key_error)?;
+        match current {
+            None => self.api.create(&PostParams::default(), &to_secret(name, secret, None)).await.map(|_| ()),
+            Some(c) => self
+                .api
+                .replace(name, &PostParams::default(), &to_secret(name, secret, c.metadata.resource_version))
+                .await
+                .map(|_| ()),
+        }
+        .map_err(key_error)
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, KeyError> {
+        match self.api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(key_error(e)),
+        }
+    }
+
+    async fn list_labelled(&self, key: &str) -> Result<Vec<(String, KeySecret)>, KeyError> {
+        let list = self.api.list(&ListParams::default().labels(key)).await.map_err(key_error)?;
+        Ok(list.items.into_iter().map(|s| (s.metadata.name.clone().unwrap_or_default(), to_key_secret(s))).collect())
+    }
+}
+
+fn ceph_cluster_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("ceph.rook.io", "v1", "CephCluster"), "cephclusters")
+}
+
+impl ClusterApi for KubeCluster {
+    type KeySecrets<'a> = KubeKeySecrets;
+
+    fn key_secrets(&self, namespace: &str) -> KubeKeySecrets {
+        KubeKeySecrets { api: Api::namespaced(self.client.clone(), namespace) }
+    }
+
+    async fn ceph_clusters(&self) -> Result<Vec<Value>, ApiError> {
+        let resource = ceph_cluster_resource();
+        let api: Api<DynamicObject> = match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        let list = api.list(&ListParams::default()).await.map_err(api_error)?;
+        list.items.into_iter().map(|o| serde_json::to_value(o).map_err(|e| ApiError(e.to_string()))).collect()
+    }
+
+    async fn pvcs(&self, namespace: &str) -> Result<Vec<Pvc>, ApiError> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        let list =
+            api.list(&ListParams::default().labels(crate::reconcile::DEVICE_SET_LABEL)).await.map_err(api_error)?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|p| Pvc { name: p.metadata.name.unwrap_or_default(), labels: p.metadata.labels.unwrap_or_default() })
+            .collect())
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, ApiError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api
+            .get_opt(name)
+            .await
+            .map_err(api_error)?
+            .map(|s| SecretData::new(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect())))
+    }
+
+    async fn event(&self, e: &Event) -> Result<(), ApiError> {
+        let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &e.namespace);
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let event = KubeEvent {
+            metadata: ObjectMeta { generate_name: Some(format!("{}.", e.cluster)), ..ObjectMeta::default() },
+            involved_object: ObjectReference {
+                api_version: Some("ceph.rook.io/v1".into()),
+                kind: Some("CephCluster".into()),
+                name: Some(e.cluster.clone()),
+                namespace: Some(e.namespace.clone()),
+                uid: Some(e.cluster_uid.clone()).filter(|u| !u.is_empty()),
+                ..ObjectReference::default()
+            },
+            reason: Some(e.reason.into()),
+            message: Some(e.message.clone()),
+            type_: Some(e.kind.into()),
+            source: Some(k8s_openapi::api::core::v1::EventSource {
+                component: Some("rook-kms-controller".into()),
+                host: None,
+            }),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..KubeEvent::default()
+        };
+        api.create(&PostParams::default(), &event).await.map(|_| ()).map_err(api_error)
+    }
+
+    async fn lease(&self, namespace: &str, name: &str) -> Result<Option<Lease>, ApiError> {
+        let api: Api<KubeLease> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await.map_err(api_error)?.map(|l| {
+            let spec = l.spec.unwrap_or_default();
+            Lease {
+                holder: spec.holder_identity,
+                renew_micros: spec.renew_time.map(|t| t.0.as_microsecond()),
+                duration_seconds: i64::from(spec.lease_duration_seconds.unwrap_or(15)),
+                resource_version: l.metadata.resource_version,
+            }
+        }))
+    }
+
+    async fn write_lease(&self, namespace: &str, name: &str, lease: &Lease) -> Result<bool, ApiError> {
+        let api: Api<KubeLease> = Api::namespaced(self.client.clone(), namespace);
+        let renew =
+            lease.renew_micros.and_then(|m| k8s_openapi::jiff::Timestamp::from_microsecond(m).ok()).map(MicroTime);
+        let object = KubeLease {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: lease.resource_version.clone(),
+                labels: Some(BTreeMap::from([("app.kubernetes.io/name".into(), "rook-kms-controller".into())])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: lease.holder.clone(),
+                lease_duration_seconds: Some(lease.duration_seconds as i32),
+                renew_time: renew,
+                ..LeaseSpec::default()
+            }),
+        };
+        let result = match lease.resource_version {
+            None => api.create(&PostParams::default(), &object).await,
+            Some(_) => api.replace(name, &PostParams::default(), &object).await,
+        };
+        match result {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(api_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `KubeCluster` against recorded API exchanges. TEST DOUBLE: no kube-apiserver can run here,
+    //! so a tower service answers each request the way a real API server does (bodies shaped as
+    //! `kubectl get -o json` prints them, Status objects for errors), and records what it was sent.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::{Arc, Mutex};
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+    fn client(seen: Seen) -> kube::Client {
+        let service = tower::service_fn(move |req: hyper::Request<kube::client::Body>| {
+            let seen = seen.clone();
+            async move {
+                let method = req.method().to_string();
+                let uri = req.uri().to_string();
+                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                seen.lock().unwrap().push((method.clone(), uri.clone(), sent.clone()));
+                let (status, reply) = answer(&method, &uri, &sent);
+                Ok::<_, std::convert::Infallible>(
+                    hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(reply.to_string())))
+                        .unwrap(),
+                )
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    fn status(code: u16, reason: &str, message: &str) -> Value {
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})
+    }
+
+    fn answer(method: &str, uri: &str, sent: &Value) -> (u16, Value) {
+        match (method, uri) {
+            ("GET", "/apis/ceph.rook.io/v1/cephclusters?") | ("GET", "/apis/ceph.rook.io/v1/cephclusters") => (
+                200,
+                serde_json::json!({
+                "apiVersion": "ceph.rook.io/v1", "kind": "CephClusterList", "metadata": {"resourceVersion": "42"},
+                "items": [{"apiVersion": "ceph.rook.io/v1", "kind": "CephCluster",
+                    "metadata": {"name": "rook-ceph", "namespace": "rook-ceph", "uid": "u-1", "resourceVersion": "41"},
+                    "spec": {"security": {"kms": {"connectionDetails": {"KMS_PROVIDER": "vault"}}}}}]}),
+            ),
+            ("GET", u) if u.starts_with("/api/v1/namespaces/rook-ceph/persistentvolumeclaims?") => (
+                200,
+                serde_json::json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaimList", "metadata": {"resourceVersion": "7"},
+                "items": [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": "set1-data-0-abcde", "namespace": "rook-ceph",
+                        "labels": {"ceph.rook.io/DeviceSet": "set1", "ceph.rook.io/DeviceSetPVCId": "set1-data-0", "ceph.rook.io/setIndex": "0"}},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block", "resources": {"requests": {"storage": "10Gi"}}},
+                    "status": {"phase": "Bound"}}]}),
+            ),
+            ("POST", "/api/v1/namespaces/rook-ceph/events?") => (201, sent.clone()),
+            ("GET", "/apis/coordination.k8s.io/v1/namespaces/rook-ceph/leases/rook-kms-controller") => {
+                (404, status(404, "NotFound", "leases.coordination.k8s.io \"rook-kms-controller\" not found"))
+            }
+            ("POST", "/apis/coordination.k8s.io/v1/namespaces/rook-ceph/leases?") => {
+                let mut created = sent.clone();
+                created["metadata"]["resourceVersion"] = "100".into();
+                (201, created)
+            }
+            ("PUT", "/apis/coordination.k8s.io/v1/namespaces/rook-ceph/leases/rook-kms-controller?") => (
+                409,
+                status(
+                    409,
+                    "Conflict",
+                    "Operation cannot be fulfilled on leases.coordination.k8s.io \"rook-kms-controller\": the object has been modified; please apply your changes to the latest version and try again",
+                ),
+            ),
+            ("POST", "/api/v1/namespaces/rook-ceph/secrets?")
+                if sent["metadata"]["name"] == "rook-ceph-osd-encryption-key-taken" =>
+            {
+                (409, status(409, "AlreadyExists", "secrets \"rook-ceph-osd-encryption-key-taken\" already exists"))
+            }
+            ("POST", "/api/v1/namespaces/rook-ceph/secrets?") => (201, sent.clone()),
+            ("GET", u) if u.starts_with("/api/v1/namespaces/rook-ceph/secrets/") => {
+                (404, status(404, "NotFound", "secrets not found"))
+            }
+            _ => (404, status(404, "NotFound", "the server could not find the requested resource")),
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_clusters_and_osd_pvcs() {
+        let seen = Seen::default();
+        let api = KubeCluster { client: client(seen.clone()), namespace: None };
+        let clusters = api.ceph_clusters().await.unwrap();
+        assert_eq!(clusters[0]["metadata"]["uid"], "u-1");
+        assert_eq!(
+            clusters[0].pointer("/spec/security/kms/connectionDetails/KMS_PROVIDER"),
+            Some(&Value::from("vault"))
+        );
+        let pvcs = api.pvcs("rook-ceph").await.unwrap();
+        assert_eq!(pvcs[0].name, "set1-data-0-abcde");
+        let uris: Vec<String> = seen.lock().unwrap().iter().map(|(_, u, _)| u.clone()).collect();
+        assert!(uris[1].contains("labelSelector=ceph.rook.io%2FDeviceSet"), "{uris:?}");
+    }
+
+    #[tokio::test]
+    async fn events_leases_and_key_secrets_are_written_as_the_api_expects() {
+        let seen = Seen::default();
+        let api = KubeCluster { client: client(seen.clone()), namespace: None };
+        api.event(&Event {
+            namespace: "rook-ceph".into(),
+            cluster: "rook-ceph".into(),
+            cluster_uid: "u-1".into(),
+            kind: "Warning",
+            reason: "KeyMissing",
+            message: "1 encrypted OSD PVCs have no key".into(),
+        })
+        .await
+        .unwrap();
+        let event = seen.lock().unwrap()[0].2.clone();
+        assert_eq!(event["involvedObject"]["kind"], "CephCluster");
+        assert_eq!(event["involvedObject"]["uid"], "u-1");
+        assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some("KeyMissing")));
+
+        assert_eq!(api.lease("rook-ceph", "rook-kms-controller").await.unwrap(), None);
+        let lease = Lease {
+            holder: Some("pod-a".into()),
+            renew_micros: Some(1_800_000_000_000_000),
+            duration_seconds: 15,
+            resource_version: None,
+        };
+        assert!(api.write_lease("rook-ceph", "rook-kms-controller", &lease).await.unwrap());
+        let sent = seen.lock().unwrap().last().unwrap().2.clone();
+        assert_eq!(sent["spec"]["holderIdentity"], "pod-a");
+        assert_eq!(sent["spec"]["leaseDurationSeconds"], 15);
+        assert!(sent["spec"]["renewTime"].as_str().unwrap().starts_with("2027-01-15T08:00:00"), "{sent}");
+        let stale = Lease { resource_version: Some("99".into()), ..lease };
+        assert!(
+            !api.write_lease("rook-ceph", "rook-kms-controller", &stale).await.unwrap(),
+            "409 means another replica won"
+        );
+
+        let secrets = api.key_secrets("rook-ceph");
+        let secret = rook_kms::keys::kube::osd_key_secret("pvc-1", b"uid-1");
+        assert!(secrets.create("rook-ceph-osd-encryption-key-pvc-1", secret.clone()).await.unwrap());
+        let sent = seen.lock().unwrap().last().unwrap().2.clone();
+        assert_eq!(sent["type"], "kubernetes.io/rook");
+        assert_eq!(sent["metadata"]["labels"]["pvc_name"], "pvc-1");
+        assert_eq!(sent["data"]["dmcrypt-key"], "dWlkLTE=");
+        assert!(!secrets.create("rook-ceph-osd-encryption-key-taken", secret).await.unwrap(), "409: it exists");
+        assert_eq!(secrets.get("rook-ceph-osd-encryption-key-none").await.unwrap(), None);
+    }
+}

@@ -1,0 +1,304 @@
+//! `rook-kms-controller run`: the verification loop, leader election, Events, and the health
+//! listener (`/livez`, `/readyz`, `/metrics`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use rook_kms::probe::ProbeOptions;
+use rook_kms::providers::net::{AllowRule, NetPolicy};
+
+use crate::api::ClusterApi;
+use crate::leader::Elector;
+use crate::reconcile::{Announcer, ClusterKeys, verify_cluster};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Seconds between verification passes.
+    #[arg(long, default_value_t = 300.0)]
+    pub interval: f64,
+    /// Only CephClusters in this namespace (default: all namespaces).
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else rook-ceph).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    #[arg(long, default_value = "rook-kms-controller")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: $HOSTNAME, the pod name).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Seconds a Lease holds without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// Plain-HTTP address for /livez, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub health_listen: SocketAddr,
+    /// Destinations the controller may connect to (CIDR or host suffix); default: anything
+    /// except link-local and cloud-metadata addresses.
+    #[arg(long, value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Seconds each KMS connection may take.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("--allow: {0}")]
+    Allow(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("cannot create the Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The controller's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    keys: Family<Labels, Gauge>,
+    duration: Family<Labels, Histogram>,
+    last_success: Family<Labels, Gauge>,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("rook_kms_controller");
+        let keys = Family::<Labels, Gauge>::default();
+        let duration = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 120.0])
+        });
+        let last_success = Family::<Labels, Gauge>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "keys",
+            "OSD keys by cluster and state (verified, missing, unreadable, orphaned)",
+            keys.clone(),
+        );
+        registry.register(
+            "verify_duration_seconds",
+            "Time to verify one cluster's keys, by provider",
+            duration.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When a cluster's keys were last all verified (Unix time)",
+            last_success.clone(),
+        );
+        registry.register("leader", "1 while this replica holds the Lease", leader.clone());
+        Self { registry: Arc::new(registry), keys, duration, last_success, leader }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, r: &ClusterKeys, now_secs: i64) {
+        for (state, n) in [
+            ("verified", r.verified.len()),
+            ("missing", r.missing.len()),
+            ("unreadable", r.unreadable.len()),
+            ("orphaned", r.orphaned.len()),
+        ] {
+            self.keys
+                .get_or_create(&vec![
+                    ("namespace", r.namespace.clone()),
+                    ("cluster", r.name.clone()),
+                    ("state", state.into()),
+                ])
+                .set(n as i64);
+        }
+        self.duration.get_or_create(&vec![("provider", r.provider.clone())]).observe(r.seconds);
+        if r.healthy() {
+            self.last_success
+                .get_or_create(&vec![("namespace", r.namespace.clone()), ("cluster", r.name.clone())])
+                .set(now_secs);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// One verification pass over every cluster; Events only when a cluster's state changed.
+pub async fn pass<A: ClusterApi>(
+    api: &A,
+    options: &ProbeOptions,
+    announcer: &mut Announcer,
+    metrics: &Metrics,
+) -> Vec<ClusterKeys> {
+    let clusters = match api.ceph_clusters().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list CephClusters");
+            return Vec::new();
+        }
+    };
+    let mut reports = Vec::new();
+    for object in &clusters {
+        let Some(report) = verify_cluster(api, object, options).await else { continue };
+        metrics.record(&report, now_micros() / 1_000_000);
+        tracing::info!(
+            namespace = %report.namespace,
+            cluster = %report.name,
+            provider = %report.provider,
+            verified = report.verified.len(),
+            missing = report.missing.len(),
+            unreadable = report.unreadable.len(),
+            orphaned = report.orphaned.len(),
+            unreachable = report.unreachable.is_some(),
+            "keys verified"
+        );
+        if let Err(e) = announcer.announce(api, &report).await {
+            tracing::warn!(error = %e, cluster = %report.name, "cannot write an Event");
+        }
+        reports.push(report);
+    }
+    reports
+}
+
+/// Runs until `shutdown`: leads or stands by, verifies every `interval` while leading.
+pub async fn run_loop<A: ClusterApi>(
+    api: &A,
+    elector: &Elector,
+    options: &ProbeOptions,
+    interval: Duration,
+    metrics: &Metrics,
+    ready: &AtomicBool,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut announcer = Announcer::default();
+    let renew = (elector.duration / 3).max(Duration::from_secs(1));
+    let mut last_pass: Option<tokio::time::Instant> = None;
+    loop {
+        let leading = match elector.try_lead(api, now_micros()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election failed");
+                false
+            }
+        };
+        ready.store(true, Ordering::SeqCst);
+        metrics.leader.set(i64::from(leading));
+        if !leading {
+            last_pass = None;
+        } else if last_pass.is_none_or(|t| t.elapsed() >= interval) {
+            pass(api, options, &mut announcer, metrics).await;
+            last_pass = Some(tokio::time::Instant::now());
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(renew) => {}
+        }
+    }
+    if let Err(e) = elector.release(api).await {
+        tracing::warn!(error = %e, "cannot release the Lease");
+    }
+}
+
+#[derive(Clone)]
+struct Health {
+    ready: Arc<AtomicBool>,
+    metrics: Metrics,
+}
+
+async fn readyz(State(h): State<Health>) -> impl IntoResponse {
+    if h.ready.load(Ordering::SeqCst) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+}
+
+async fn metrics_text(State(h): State<Health>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], h.metrics.render())
+}
+
+/// `run` against the cluster from the in-cluster config or KUBECONFIG.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = kube::Client::try_default().await?;
+    let api = crate::kube_api::KubeCluster { client, namespace: args.watch_namespace.clone() };
+    let rules =
+        args.allow.iter().map(|r| r.parse::<AllowRule>()).collect::<Result<Vec<_>, _>>().map_err(RunError::Allow)?;
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
+    let options = ProbeOptions {
+        budget: timeout,
+        connect_timeout: timeout,
+        policy: NetPolicy::new(rules),
+        extra_roots: Vec::new(),
+    };
+    let elector = Elector {
+        namespace: args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "rook-ceph".into()),
+        name: args.lease_name.clone(),
+        identity: args
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "rook-kms-controller".into()),
+        duration: Duration::from_secs(args.lease_duration.max(3)),
+    };
+    let metrics = Metrics::default();
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener =
+        tokio::net::TcpListener::bind(args.health_listen).await.map_err(|e| RunError::Bind(args.health_listen, e))?;
+    let app = Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Health { ready: ready.clone(), metrics: metrics.clone() });
+    let health = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "health listener stopped");
+        }
+    });
+    tracing::info!(identity = %elector.identity, lease = %elector.name, "controller starting");
+    run_loop(&api, &elector, &options, Duration::from_secs_f64(args.interval.max(1.0)), &metrics, &ready, terminate())
+        .await;
+    health.abort();
+    Ok(())
+}
+
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
