@@ -3,11 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
-};
-
 #[derive(Debug, clap::Args)]
 pub struct CertsArgs {
     /// Directory to write ca.crt, ca.key, tls.crt and tls.key into (created if missing).
@@ -42,55 +37,16 @@ pub struct ServingCerts {
 
 /// The DNS names and IPs the serving certificate is valid for.
 pub fn sans(service: &str, namespace: &str) -> Vec<String> {
-    vec![
-        service.to_string(),
-        format!("{service}.{namespace}"),
-        format!("{service}.{namespace}.svc"),
-        format!("{service}.{namespace}.svc.cluster.local"),
-        "localhost".into(),
-        "127.0.0.1".into(),
-        "::1".into(),
-    ]
+    rook_kms::pki::service_names(service, namespace)
 }
 
-/// A fresh CA and a serving certificate with `names` as SANs, valid from an hour ago for `days`.
+/// A fresh CA and a serving certificate with `names` as SANs, valid from an hour ago for `days`
+/// (the CA for ten times as long).
 pub fn generate(names: &[String], days: i64) -> Result<ServingCerts, rcgen::Error> {
-    let now = time_now();
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name.push(DnType::CommonName, "rook-kms-webhook CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = now - rcgen_duration(0, 1);
-    ca.not_after = now + rcgen_duration(days.saturating_mul(10), 0);
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let ca_pem = (ca_cert.pem(), ca_key.serialize_pem());
-    let issuer = Issuer::new(ca, ca_key);
-
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
-    leaf.distinguished_name.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("rook-kms-webhook"));
-    leaf.subject_alt_names = names
-        .iter()
-        .map(|n| match n.parse::<std::net::IpAddr>() {
-            Ok(ip) => Ok(SanType::IpAddress(ip)),
-            Err(_) => n.clone().try_into().map(SanType::DnsName),
-        })
-        .collect::<Result<_, _>>()?;
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.not_before = now - rcgen_duration(0, 1);
-    leaf.not_after = now + rcgen_duration(days, 0);
-    let cert = leaf.signed_by(&key, &issuer)?;
-    Ok(ServingCerts { ca_cert: ca_pem.0, ca_key: ca_pem.1, cert: cert.pem(), key: key.serialize_pem() })
-}
-
-fn time_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
-}
-
-fn rcgen_duration(days: i64, hours: i64) -> time::Duration {
-    time::Duration::days(days) + time::Duration::hours(hours)
+    let now = time::OffsetDateTime::now_utc();
+    let ca = rook_kms::pki::new_ca("rook-kms-webhook CA", now, days.saturating_mul(10))?;
+    let leaf = rook_kms::pki::issue_leaf(&ca, names, now, days)?;
+    Ok(ServingCerts { ca_cert: ca.cert_pem, ca_key: ca.key_pem, cert: leaf.cert_pem, key: leaf.key_pem })
 }
 
 /// Writes the four files; keys are readable by the owner only.

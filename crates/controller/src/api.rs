@@ -76,6 +76,68 @@ pub struct MemoryCluster {
     pub events: Mutex<Vec<Event>>,
     pub leases: Mutex<BTreeMap<(String, String), Lease>>,
     pub lease_version: Mutex<u64>,
+    /// Secrets written by the certificate manager, with resource versions.
+    pub stored_secrets: Mutex<BTreeMap<(String, String), crate::certs::StoredSecret>>,
+    /// Webhook configurations: `validating/<name>` or `mutating/<name>` → (webhook, caBundle).
+    pub webhook_configs: Mutex<BTreeMap<String, crate::certs::Bundles>>,
+}
+
+fn config_key(kind: crate::certs::WebhookKind, name: &str) -> String {
+    match kind {
+        crate::certs::WebhookKind::Validating => format!("validating/{name}"),
+        crate::certs::WebhookKind::Mutating => format!("mutating/{name}"),
+    }
+}
+
+impl crate::certs::CertApi for MemoryCluster {
+    async fn get_secret(&self, namespace: &str, name: &str) -> Result<Option<crate::certs::StoredSecret>, ApiError> {
+        Ok(locked(&self.stored_secrets)?.get(&(namespace.to_string(), name.to_string())).cloned())
+    }
+
+    async fn put_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        _type: &str,
+        data: BTreeMap<String, Vec<u8>>,
+        resource_version: Option<&str>,
+    ) -> Result<bool, ApiError> {
+        let mut secrets = locked(&self.stored_secrets)?;
+        let key = (namespace.to_string(), name.to_string());
+        if secrets.get(&key).and_then(|s| s.resource_version.as_deref()) != resource_version {
+            return Ok(false);
+        }
+        let mut version = locked(&self.lease_version)?;
+        *version += 1;
+        secrets.insert(key, crate::certs::StoredSecret { data, resource_version: Some(version.to_string()) });
+        Ok(true)
+    }
+
+    async fn ca_bundles(
+        &self,
+        kind: crate::certs::WebhookKind,
+        name: &str,
+    ) -> Result<Option<crate::certs::Bundles>, ApiError> {
+        Ok(locked(&self.webhook_configs)?.get(&config_key(kind, name)).cloned())
+    }
+
+    async fn apply_ca_bundle(
+        &self,
+        kind: crate::certs::WebhookKind,
+        name: &str,
+        webhooks: &[String],
+        bundle: &[u8],
+    ) -> Result<(), ApiError> {
+        let mut configs = locked(&self.webhook_configs)?;
+        let entry = configs.entry(config_key(kind, name)).or_default();
+        for w in webhooks {
+            match entry.iter_mut().find(|(n, _)| n == w) {
+                Some(e) => e.1 = bundle.to_vec(),
+                None => entry.push((w.clone(), bundle.to_vec())),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {

@@ -31,11 +31,12 @@ fn key_error(e: kube::Error) -> KeyError {
     KeyError::Kube(api_error(e).0)
 }
 
-/// The Kubernetes API through kube-rs; `namespace` limits the CephClusters watched.
+/// The Kubernetes API through kube-rs; `namespaces` (when not empty) limits the CephClusters
+/// watched.
 #[derive(Clone)]
 pub struct KubeCluster {
     pub client: kube::Client,
-    pub namespace: Option<String>,
+    pub namespaces: Vec<String>,
 }
 
 /// Rook's key Secrets in one namespace.
@@ -117,12 +118,19 @@ impl ClusterApi for KubeCluster {
 
     async fn ceph_clusters(&self) -> Result<Vec<Value>, ApiError> {
         let resource = ceph_cluster_resource();
-        let api: Api<DynamicObject> = match &self.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
+        let apis: Vec<Api<DynamicObject>> = if self.namespaces.is_empty() {
+            vec![Api::all_with(self.client.clone(), &resource)]
+        } else {
+            self.namespaces.iter().map(|ns| Api::namespaced_with(self.client.clone(), ns, &resource)).collect()
         };
-        let list = api.list(&ListParams::default()).await.map_err(api_error)?;
-        list.items.into_iter().map(|o| serde_json::to_value(o).map_err(|e| ApiError(e.to_string()))).collect()
+        let mut out = Vec::new();
+        for api in apis {
+            let list = api.list(&ListParams::default()).await.map_err(api_error)?;
+            for o in list.items {
+                out.push(serde_json::to_value(o).map_err(|e| ApiError(e.to_string()))?);
+            }
+        }
+        Ok(out)
     }
 
     async fn pvcs(&self, namespace: &str) -> Result<Vec<Pvc>, ApiError> {
@@ -216,6 +224,118 @@ impl ClusterApi for KubeCluster {
     }
 }
 
+impl crate::certs::CertApi for KubeCluster {
+    async fn get_secret(&self, namespace: &str, name: &str) -> Result<Option<crate::certs::StoredSecret>, ApiError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await.map_err(api_error)?.map(|s| crate::certs::StoredSecret {
+            data: s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect(),
+            resource_version: s.metadata.resource_version,
+        }))
+    }
+
+    async fn put_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        type_: &str,
+        data: BTreeMap<String, Vec<u8>>,
+        resource_version: Option<&str>,
+    ) -> Result<bool, ApiError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: resource_version.map(str::to_string),
+                labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "rook-kms-controller".into())])),
+                ..ObjectMeta::default()
+            },
+            type_: Some(type_.into()),
+            data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
+            ..Secret::default()
+        };
+        let result = match resource_version {
+            None => api.create(&PostParams::default(), &secret).await,
+            Some(_) => api.replace(name, &PostParams::default(), &secret).await,
+        };
+        match result {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(api_error(e)),
+        }
+    }
+
+    async fn ca_bundles(
+        &self,
+        kind: crate::certs::WebhookKind,
+        name: &str,
+    ) -> Result<Option<crate::certs::Bundles>, ApiError> {
+        use k8s_openapi::api::admissionregistration::v1::{
+            MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+        };
+        Ok(match kind {
+            crate::certs::WebhookKind::Validating => {
+                let api: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+                api.get_opt(name).await.map_err(api_error)?.map(|c| {
+                    c.webhooks
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0).unwrap_or_default()))
+                        .collect()
+                })
+            }
+            crate::certs::WebhookKind::Mutating => {
+                let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+                api.get_opt(name).await.map_err(api_error)?.map(|c| {
+                    c.webhooks
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0).unwrap_or_default()))
+                        .collect()
+                })
+            }
+        })
+    }
+
+    async fn apply_ca_bundle(
+        &self,
+        kind: crate::certs::WebhookKind,
+        name: &str,
+        webhooks: &[String],
+        bundle: &[u8],
+    ) -> Result<(), ApiError> {
+        use base64::Engine as _;
+        use k8s_openapi::api::admissionregistration::v1::{
+            MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+        };
+        use kube::api::{Patch, PatchParams};
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bundle);
+        let kind_name = match kind {
+            crate::certs::WebhookKind::Validating => "ValidatingWebhookConfiguration",
+            crate::certs::WebhookKind::Mutating => "MutatingWebhookConfiguration",
+        };
+        // Server-side apply of just the caBundle fields, under our own field manager: Helm keeps
+        // owning everything else, and GitOps tools see the field as ours.
+        let patch = serde_json::json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind_name,
+            "metadata": {"name": name},
+            "webhooks": webhooks.iter().map(|w| serde_json::json!({"name": w, "clientConfig": {"caBundle": encoded}})).collect::<Vec<_>>(),
+        });
+        let params = PatchParams::apply(crate::certs::FIELD_MANAGER).force();
+        let result = match kind {
+            crate::certs::WebhookKind::Validating => Api::<ValidatingWebhookConfiguration>::all(self.client.clone())
+                .patch(name, &params, &Patch::Apply(&patch))
+                .await
+                .map(|_| ()),
+            crate::certs::WebhookKind::Mutating => Api::<MutatingWebhookConfiguration>::all(self.client.clone())
+                .patch(name, &params, &Patch::Apply(&patch))
+                .await
+                .map(|_| ()),
+        };
+        result.map_err(api_error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! `KubeCluster` against recorded API exchanges. TEST DOUBLE: no kube-apiserver can run here,
@@ -304,14 +424,46 @@ mod tests {
             ("GET", u) if u.starts_with("/api/v1/namespaces/rook-ceph/secrets/") => {
                 (404, status(404, "NotFound", "secrets not found"))
             }
+            ("GET", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/rkw") => (
+                200,
+                serde_json::json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "rkw", "resourceVersion": "5"},
+                "webhooks": [{"name": "validate.cephclusters.rook-kms-webhook.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                    "clientConfig": {"service": {"name": "rkw", "namespace": "rook-kms", "path": "/validate", "port": 443}}}]}),
+            ),
+            ("PATCH", u)
+                if u.starts_with("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/rkw?") =>
+            {
+                (200, sent.clone())
+            }
             _ => (404, status(404, "NotFound", "the server could not find the requested resource")),
         }
     }
 
     #[tokio::test]
+    async fn ca_bundle_is_server_side_applied_under_our_field_manager() {
+        use crate::certs::{CertApi, WebhookKind};
+        let seen = Seen::default();
+        let api = KubeCluster { client: client(seen.clone()), namespaces: vec![] };
+        let webhooks = api.ca_bundles(WebhookKind::Validating, "rkw").await.unwrap().unwrap();
+        assert_eq!(webhooks, [("validate.cephclusters.rook-kms-webhook.io".to_string(), Vec::new())]);
+        assert_eq!(api.ca_bundles(WebhookKind::Mutating, "absent").await.unwrap(), None);
+        let names = vec![webhooks[0].0.clone()];
+        api.apply_ca_bundle(WebhookKind::Validating, "rkw", &names, b"PEM").await.unwrap();
+        let (method, uri, body) = seen.lock().unwrap().last().unwrap().clone();
+        assert_eq!(method, "PATCH");
+        assert!(uri.contains("fieldManager=rook-kms-controller") && uri.contains("force=true"), "{uri}");
+        assert_eq!(body["kind"], "ValidatingWebhookConfiguration");
+        assert_eq!(body["webhooks"][0]["name"], "validate.cephclusters.rook-kms-webhook.io");
+        assert_eq!(body["webhooks"][0]["clientConfig"]["caBundle"], "UEVN");
+        assert!(body["webhooks"][0].get("sideEffects").is_none(), "only the field we own is applied");
+    }
+
+    #[tokio::test]
     async fn lists_clusters_and_osd_pvcs() {
         let seen = Seen::default();
-        let api = KubeCluster { client: client(seen.clone()), namespace: None };
+        let api = KubeCluster { client: client(seen.clone()), namespaces: vec![] };
         let clusters = api.ceph_clusters().await.unwrap();
         assert_eq!(clusters[0]["metadata"]["uid"], "u-1");
         assert_eq!(
@@ -327,7 +479,7 @@ mod tests {
     #[tokio::test]
     async fn events_leases_and_key_secrets_are_written_as_the_api_expects() {
         let seen = Seen::default();
-        let api = KubeCluster { client: client(seen.clone()), namespace: None };
+        let api = KubeCluster { client: client(seen.clone()), namespaces: vec![] };
         api.event(&Event {
             namespace: "rook-ceph".into(),
             cluster: "rook-ceph".into(),

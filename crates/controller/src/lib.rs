@@ -29,6 +29,7 @@ pub enum Command {
     Migrate(admin::MigrateArgs),
 }
 pub mod api;
+pub mod certs;
 pub mod kube_api;
 pub mod leader;
 pub mod reconcile;

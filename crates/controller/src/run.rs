@@ -28,9 +28,9 @@ pub struct RunArgs {
     /// Seconds between verification passes.
     #[arg(long, default_value_t = 300.0)]
     pub interval: f64,
-    /// Only CephClusters in this namespace (default: all namespaces).
+    /// Only CephClusters in these namespaces (repeatable; default: all namespaces).
     #[arg(long)]
-    pub watch_namespace: Option<String>,
+    pub watch_namespace: Vec<String>,
     /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else rook-ceph).
     #[arg(long)]
     pub lease_namespace: Option<String>,
@@ -52,6 +52,43 @@ pub struct RunArgs {
     /// Seconds each KMS connection may take.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// Manage the webhook's serving certificate: keep a CA in --ca-secret, issue and renew the
+    /// certificate in --tls-secret, write caBundle into both webhook configurations.
+    #[arg(long, requires_all = ["webhook_service", "ca_secret", "tls_secret", "validating_webhook", "mutating_webhook"])]
+    pub webhook_certs: bool,
+    /// The webhook's Service (in $POD_NAMESPACE), for the certificate's names.
+    #[arg(long)]
+    pub webhook_service: Option<String>,
+    #[arg(long)]
+    pub ca_secret: Option<String>,
+    #[arg(long)]
+    pub tls_secret: Option<String>,
+    #[arg(long)]
+    pub validating_webhook: Option<String>,
+    #[arg(long)]
+    pub mutating_webhook: Option<String>,
+    /// Lifetime of the serving certificate in days (renewed after two thirds).
+    #[arg(long, default_value_t = 90)]
+    pub leaf_days: i64,
+}
+
+impl RunArgs {
+    /// The certificate settings, when --webhook-certs is on.
+    pub fn cert_settings(&self, namespace: &str) -> Option<crate::certs::CertSettings> {
+        if !self.webhook_certs {
+            return None;
+        }
+        Some(crate::certs::CertSettings {
+            namespace: namespace.to_string(),
+            service: self.webhook_service.clone()?,
+            ca_secret: self.ca_secret.clone()?,
+            tls_secret: self.tls_secret.clone()?,
+            validating: self.validating_webhook.clone()?,
+            mutating: self.mutating_webhook.clone()?,
+            leaf_days: self.leaf_days.clamp(1, 397),
+            ca_days: 3650,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +175,9 @@ impl Metrics {
     }
 }
 
+/// How often the leader checks the webhook certificates.
+const CERT_CHECK: Duration = Duration::from_secs(60);
+
 fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
@@ -180,9 +220,11 @@ pub async fn pass<A: ClusterApi>(
 }
 
 /// Runs until `shutdown`: leads or stands by, verifies every `interval` while leading.
-pub async fn run_loop<A: ClusterApi>(
+#[allow(clippy::too_many_arguments)] // the loop's settings, each used once
+pub async fn run_loop<A: ClusterApi + crate::certs::CertApi>(
     api: &A,
     elector: &Elector,
+    certs: Option<&crate::certs::CertSettings>,
     options: &ProbeOptions,
     interval: Duration,
     metrics: &Metrics,
@@ -193,6 +235,7 @@ pub async fn run_loop<A: ClusterApi>(
     let mut announcer = Announcer::default();
     let renew = (elector.duration / 3).max(Duration::from_secs(1));
     let mut last_pass: Option<tokio::time::Instant> = None;
+    let mut last_certs: Option<tokio::time::Instant> = None;
     loop {
         let leading = match elector.try_lead(api, now_micros()).await {
             Ok(l) => l,
@@ -203,8 +246,30 @@ pub async fn run_loop<A: ClusterApi>(
         };
         ready.store(true, Ordering::SeqCst);
         metrics.leader.set(i64::from(leading));
+        if leading
+            && let Some(settings) = certs
+            && last_certs.is_none_or(|t| t.elapsed() >= CERT_CHECK)
+        {
+            let now = time::OffsetDateTime::now_utc();
+            match crate::certs::reconcile(api, settings, now).await {
+                Ok(report) => {
+                    last_certs = Some(tokio::time::Instant::now());
+                    if report != crate::certs::CertReport::default() {
+                        tracing::info!(
+                            ca_created = report.ca_created,
+                            ca_rotated = report.ca_rotated,
+                            leaf_issued = report.leaf_issued.unwrap_or(""),
+                            bundles = report.bundles_written.join(","),
+                            "webhook certificates updated"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot manage the webhook certificates"),
+            }
+        }
         if !leading {
             last_pass = None;
+            last_certs = None;
         } else if last_pass.is_none_or(|t| t.elapsed() >= interval) {
             pass(api, options, &mut announcer, metrics).await;
             last_pass = Some(tokio::time::Instant::now());
@@ -236,7 +301,7 @@ async fn metrics_text(State(h): State<Health>) -> impl IntoResponse {
 /// `run` against the cluster from the in-cluster config or KUBECONFIG.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = kube::Client::try_default().await?;
-    let api = crate::kube_api::KubeCluster { client, namespace: args.watch_namespace.clone() };
+    let api = crate::kube_api::KubeCluster { client, namespaces: args.watch_namespace.clone() };
     let rules =
         args.allow.iter().map(|r| r.parse::<AllowRule>()).collect::<Result<Vec<_>, _>>().map_err(RunError::Allow)?;
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
@@ -246,12 +311,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         policy: NetPolicy::new(rules),
         extra_roots: Vec::new(),
     };
+    let own_namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "rook-ceph".into());
+    let certs = args.cert_settings(&own_namespace);
     let elector = Elector {
-        namespace: args
-            .lease_namespace
-            .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .unwrap_or_else(|| "rook-ceph".into()),
+        namespace: args.lease_namespace.clone().unwrap_or_else(|| own_namespace.clone()),
         name: args.lease_name.clone(),
         identity: args
             .identity
@@ -275,8 +338,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     tracing::info!(identity = %elector.identity, lease = %elector.name, "controller starting");
-    run_loop(&api, &elector, &options, Duration::from_secs_f64(args.interval.max(1.0)), &metrics, &ready, terminate())
-        .await;
+    run_loop(
+        &api,
+        &elector,
+        certs.as_ref(),
+        &options,
+        Duration::from_secs_f64(args.interval.max(1.0)),
+        &metrics,
+        &ready,
+        terminate(),
+    )
+    .await;
     health.abort();
     Ok(())
 }

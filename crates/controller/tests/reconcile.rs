@@ -198,6 +198,7 @@ async fn the_loop_verifies_while_leading_and_releases_on_shutdown() {
     run_loop(
         &api,
         &elector,
+        None,
         &options(),
         Duration::from_secs(60),
         &metrics,

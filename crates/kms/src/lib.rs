@@ -16,6 +16,7 @@ pub mod memo;
 pub mod mutate;
 pub mod names;
 pub mod pem;
+pub mod pki;
 pub mod probe;
 pub mod providers;
 pub mod review;
