@@ -332,12 +332,10 @@ async fn tls_self_check(addr: SocketAddr) -> Result<(), String> {
     } else {
         addr
     };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServerCert))
-        .with_no_client_auth();
+    // Readiness asks "does the listener complete a TLS handshake", not "is the certificate trusted":
+    // the same accept-any client the probe uses for VAULT_SKIP_VERIFY.
+    let config = rook_kms::providers::tls::client_config(&rook_kms::providers::tls::Trust::SkipVerify, None, &[])
+        .map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let check = async {
         let tcp = tokio::net::TcpStream::connect(target).await.map_err(|e| e.to_string())?;
@@ -345,44 +343,6 @@ async fn tls_self_check(addr: SocketAddr) -> Result<(), String> {
         connector.connect(name, tcp).await.map(|_| ()).map_err(|e| e.to_string())
     };
     tokio::time::timeout(Duration::from_secs(1), check).await.map_err(|_| "timed out".to_string())?
-}
-
-/// Accepts any server certificate: used only by the readiness self-check.
-#[derive(Debug)]
-struct AnyServerCert;
-
-impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _: &rustls_pki_types::CertificateDer<'_>,
-        _: &[rustls_pki_types::CertificateDer<'_>],
-        _: &rustls_pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &algs)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
-    }
 }
 
 async fn terminate_signal() {
