@@ -21,8 +21,12 @@ use crate::key_dir::KeyDir;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Source {
     /// The CephCluster manifest (Secret documents in it are read too).
-    #[arg(long, value_name = "FILE")]
-    pub cluster: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "live", conflicts_with = "live")]
+    pub cluster: Option<PathBuf>,
+    /// Read the CephCluster and its Secrets from the live cluster (KUBECONFIG or in-cluster),
+    /// and Rook's key Secrets too, instead of from files (`keys` only).
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub live: Option<String>,
     /// Secret manifests the CephCluster references (files or directories); may be repeated.
     #[arg(long = "secrets", value_name = "PATH")]
     pub secrets: Vec<PathBuf>,
@@ -116,6 +120,14 @@ pub enum AdminError {
     NotConfirmed,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("--live takes NAMESPACE/NAME, not {0:?}")]
+    LiveName(String),
+    #[error("migrate reads manifests: give --cluster (and --to)")]
+    NeedsManifest,
+    #[error("the Kubernetes API: {0}")]
+    Kube(String),
+    #[error("CephCluster {0} not found")]
+    NotFound(String),
 }
 
 /// A cluster, its Secrets, and the connection options.
@@ -143,6 +155,11 @@ pub fn load(source: &Source, cluster_file: &PathBuf) -> Result<Loaded, AdminErro
         secrets.add(&d.value, &source.namespace)?;
     }
     let snapshot = secrets.snapshot(&cluster.namespace, &rook_kms::secrets::referenced_secrets(&cluster));
+    Ok(Loaded { cluster, snapshot, options: options(source)? })
+}
+
+/// Connection options from the flags: by default anything except link-local and cloud metadata.
+pub fn options(source: &Source) -> Result<ProbeOptions, AdminError> {
     let allow =
         if source.allow.is_empty() { vec!["0.0.0.0/0".to_string(), "::/0".to_string()] } else { source.allow.clone() };
     let rules =
@@ -155,9 +172,7 @@ pub fn load(source: &Source, cluster_file: &PathBuf) -> Result<Loaded, AdminErro
         }
     };
     let timeout = Duration::from_secs_f64(source.timeout.max(0.1));
-    let options =
-        ProbeOptions { budget: timeout, connect_timeout: timeout, policy: NetPolicy::new(rules), extra_roots };
-    Ok(Loaded { cluster, snapshot, options })
+    Ok(ProbeOptions { budget: timeout, connect_timeout: timeout, policy: NetPolicy::new(rules), extra_roots })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, AdminError> {
@@ -166,76 +181,121 @@ fn runtime() -> Result<tokio::runtime::Runtime, AdminError> {
 
 /// `keys ...`: prints what it did; exit 1 when a key is missing or an operation failed.
 pub fn keys(args: &KeysArgs) -> Result<ExitCode, AdminError> {
-    let loaded = load(&args.source, &args.source.cluster)?;
-    let dir = KeyDir::new(&args.source.key_secrets, loaded.cluster.namespace.clone());
-    let store = KeyStore::for_cluster(&loaded.cluster, &loaded.snapshot, &dir, loaded.options.clone())?;
-    runtime()?.block_on(async {
-        match &args.command {
-            KeysCommand::List => {
-                for pvc in store.list().await? {
-                    println!("{pvc}");
-                }
-                Ok(ExitCode::SUCCESS)
+    let ok = match (&args.source.live, &args.source.cluster) {
+        (Some(live), _) => runtime()?.block_on(async {
+            let client = kube::Client::try_default().await.map_err(|e| AdminError::Kube(e.to_string()))?;
+            keys_live(client, live, args).await
+        })?,
+        (None, Some(file)) => {
+            let loaded = load(&args.source, file)?;
+            let dir = KeyDir::new(&args.source.key_secrets, loaded.cluster.namespace.clone());
+            let store = KeyStore::for_cluster(&loaded.cluster, &loaded.snapshot, &dir, loaded.options.clone())?;
+            runtime()?.block_on(run_keys(&store, &args.command))?
+        }
+        (None, None) => return Err(AdminError::NeedsManifest),
+    };
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `keys` against the live cluster: the CephCluster, the Secrets it names and Rook's key
+/// Secrets come from the API (`get` on cephclusters and secrets; `create`/`delete` on secrets for
+/// `put`/`delete` with the default KMS or KMIP).
+pub async fn keys_live(client: kube::Client, live: &str, args: &KeysArgs) -> Result<bool, AdminError> {
+    let (namespace, name) = live.split_once('/').ok_or_else(|| AdminError::LiveName(live.to_string()))?;
+    let api = crate::kube_api::KubeCluster { client, namespaces: vec![] };
+    let object = api
+        .ceph_cluster(namespace, name)
+        .await
+        .map_err(|e| AdminError::Kube(e.0))?
+        .ok_or_else(|| AdminError::NotFound(live.to_string()))?;
+    let cluster = Cluster::from_object(&object, namespace).map_err(|problems| {
+        AdminError::BadCluster(
+            live.to_string(),
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        )
+    })?;
+    let mut snapshot = SecretSnapshot::default();
+    for secret in rook_kms::secrets::referenced_secrets(&cluster) {
+        let got = crate::api::ClusterApi::secret(&api, namespace, &secret)
+            .await
+            .map_err(|e| rook_kms::secrets::SecretSourceError { reason: e.0 });
+        snapshot.insert(secret, got);
+    }
+    let key_secrets = crate::api::ClusterApi::key_secrets(&api, namespace);
+    let store = KeyStore::for_cluster(&cluster, &snapshot, &key_secrets, options(&args.source)?)?;
+    run_keys(&store, &args.command).await
+}
+
+/// One `keys` subcommand against a store; `Ok(false)` when a key is missing or unreadable.
+pub async fn run_keys<S: rook_kms::keys::kube::SecretStore>(
+    store: &KeyStore<'_, S>,
+    command: &KeysCommand,
+) -> Result<bool, AdminError> {
+    match command {
+        KeysCommand::List => {
+            for pvc in store.list().await? {
+                println!("{pvc}");
             }
-            KeysCommand::Verify { pvcs } => {
-                let pvcs = if pvcs.is_empty() { store.list().await? } else { pvcs.clone() };
-                let mut ok = true;
-                for pvc in &pvcs {
-                    match store.get(pvc).await {
-                        Ok(Some(kek)) => println!("OK       {pvc} {}", kek.fingerprint()),
-                        Ok(None) => {
-                            ok = false;
-                            println!("MISSING  {pvc}");
-                        }
-                        Err(e) => {
-                            ok = false;
-                            println!("ERROR    {pvc} {e}");
-                        }
+            Ok(true)
+        }
+        KeysCommand::Verify { pvcs } => {
+            let pvcs = if pvcs.is_empty() { store.list().await? } else { pvcs.clone() };
+            let mut ok = true;
+            for pvc in &pvcs {
+                match store.get(pvc).await {
+                    Ok(Some(kek)) => println!("OK       {pvc} {}", kek.fingerprint()),
+                    Ok(None) => {
+                        ok = false;
+                        println!("MISSING  {pvc}");
+                    }
+                    Err(e) => {
+                        ok = false;
+                        println!("ERROR    {pvc} {e}");
                     }
                 }
-                println!("{} keys checked in the {} store", pvcs.len(), store.provider());
-                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
             }
-            KeysCommand::Get { pvc, reveal } => match store.get(pvc).await? {
-                Some(kek) if *reveal => {
-                    println!("{}", kek.expose());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(kek) => {
-                    println!("{pvc} {}", kek.fingerprint());
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => {
-                    eprintln!("no key for {pvc} in the {} store", store.provider());
-                    Ok(ExitCode::from(1))
-                }
-            },
-            KeysCommand::Put { pvc } => {
-                let kek = Kek::generate()?;
-                match store.put(pvc, &kek).await? {
-                    PutOutcome::Created => println!("created  {pvc} {}", kek.fingerprint()),
-                    PutOutcome::Exists { .. } => println!("exists   {pvc} (kept; keys are never overwritten)"),
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            KeysCommand::Delete { pvc, yes } => {
-                if !yes {
-                    return Err(AdminError::NotConfirmed);
-                }
-                if store.delete(pvc).await? {
-                    println!("deleted  {pvc}");
-                } else {
-                    println!("absent   {pvc}");
-                }
-                Ok(ExitCode::SUCCESS)
-            }
+            println!("{} keys checked in the {} store", pvcs.len(), store.provider());
+            Ok(ok)
         }
-    })
+        KeysCommand::Get { pvc, reveal } => match store.get(pvc).await? {
+            Some(kek) if *reveal => {
+                println!("{}", kek.expose());
+                Ok(true)
+            }
+            Some(kek) => {
+                println!("{pvc} {}", kek.fingerprint());
+                Ok(true)
+            }
+            None => {
+                eprintln!("no key for {pvc} in the {} store", store.provider());
+                Ok(false)
+            }
+        },
+        KeysCommand::Put { pvc } => {
+            let kek = Kek::generate()?;
+            match store.put(pvc, &kek).await? {
+                PutOutcome::Created => println!("created  {pvc} {}", kek.fingerprint()),
+                PutOutcome::Exists { .. } => println!("exists   {pvc} (kept; keys are never overwritten)"),
+            }
+            Ok(true)
+        }
+        KeysCommand::Delete { pvc, yes } => {
+            if !yes {
+                return Err(AdminError::NotConfirmed);
+            }
+            if store.delete(pvc).await? {
+                println!("deleted  {pvc}");
+            } else {
+                println!("absent   {pvc}");
+            }
+            Ok(true)
+        }
+    }
 }
 
 /// `migrate`: one line per PVC; exit 1 when any PVC failed or conflicts.
 pub fn migrate_keys(args: &MigrateArgs) -> Result<ExitCode, AdminError> {
-    let from = load(&args.source, &args.source.cluster)?;
+    let from = load(&args.source, args.source.cluster.as_ref().ok_or(AdminError::NeedsManifest)?)?;
     let to = load(&args.source, &args.to)?;
     let from_dir = KeyDir::new(&args.source.key_secrets, from.cluster.namespace.clone());
     let to_dir =

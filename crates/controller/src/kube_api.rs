@@ -109,6 +109,17 @@ fn ceph_cluster_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("ceph.rook.io", "v1", "CephCluster"), "cephclusters")
 }
 
+impl KubeCluster {
+    /// One CephCluster, as JSON.
+    pub async fn ceph_cluster(&self, namespace: &str, name: &str) -> Result<Option<Value>, ApiError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ceph_cluster_resource());
+        match api.get_opt(name).await.map_err(api_error)? {
+            None => Ok(None),
+            Some(o) => serde_json::to_value(o).map(Some).map_err(|e| ApiError(e.to_string())),
+        }
+    }
+}
+
 impl ClusterApi for KubeCluster {
     type KeySecrets<'a> = KubeKeySecrets;
 

@@ -127,3 +127,69 @@ fn unusable_input_is_a_clear_error() {
     assert_eq!(code, 2);
     assert!(err.contains("missing.yaml"), "{err}");
 }
+
+/// `keys --live`: the CephCluster and its token Secret come from the Kubernetes API. TEST DOUBLE:
+/// no kube-apiserver can run here, so a tower service answers the two reads as a real API server
+/// does; the KMS behind them is a real OpenBao.
+#[tokio::test]
+async fn live_keys_read_the_cluster_and_secrets_from_the_api() {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use rook_kms_controller::admin::{KeysArgs, KeysCommand, Source, keys_live};
+
+    let bao = components::OpenBao::dev();
+    bao.mount_kv("rook", 2);
+    let name = "rook-ceph-osd-encryption-key-set1-data-0-abc";
+    bao.must("POST", &format!("rook/data/{name}"), json!({"data": {name: "a2V5"}}));
+    let cluster = json!({
+        "apiVersion": "ceph.rook.io/v1", "kind": "CephCluster",
+        "metadata": {"name": "c", "namespace": "rook-ceph", "uid": "u-1", "resourceVersion": "9"},
+        "spec": {"security": {"kms": {"connectionDetails": {"KMS_PROVIDER": "vault", "VAULT_ADDR": bao.addr(), "VAULT_BACKEND_PATH": "rook"}, "tokenSecretName": "vault-token"}},
+                 "storage": {"storageClassDeviceSets": [{"name": "set1", "count": 1, "encrypted": true}]}}
+    });
+    let token = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vault-token", "namespace": "rook-ceph"}, "data": {"token": "cm9vdA=="}, "type": "Opaque"});
+    let not_found = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404});
+    let service = tower::service_fn(move |req: hyper::Request<kube::client::Body>| {
+        let (status, body) = match req.uri().path() {
+            "/apis/ceph.rook.io/v1/namespaces/rook-ceph/cephclusters/c" => (200, cluster.clone()),
+            "/api/v1/namespaces/rook-ceph/secrets/vault-token" => (200, token.clone()),
+            _ => (404, not_found.clone()),
+        };
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                hyper::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap(),
+            )
+        }
+    });
+    let client = kube::Client::new(service, "default");
+    let args = |command| KeysArgs {
+        source: Source {
+            cluster: None,
+            live: Some("rook-ceph/c".into()),
+            secrets: vec![],
+            key_secrets: "unused".into(),
+            namespace: "default".into(),
+            allow: vec!["127.0.0.0/8".into()],
+            ca_file: None,
+            timeout: 5.0,
+        },
+        command,
+    };
+    let ok =
+        keys_live(client.clone(), "rook-ceph/c", &args(KeysCommand::Verify { pvcs: vec!["set1-data-0-abc".into()] }))
+            .await
+            .unwrap();
+    assert!(ok, "the key Rook would read is there");
+    let missing =
+        keys_live(client.clone(), "rook-ceph/c", &args(KeysCommand::Verify { pvcs: vec!["set1-data-1-def".into()] }))
+            .await
+            .unwrap();
+    assert!(!missing);
+    let err = keys_live(client.clone(), "rook-ceph/other", &args(KeysCommand::List)).await.unwrap_err();
+    assert_eq!(err.to_string(), "CephCluster rook-ceph/other not found");
+    assert!(keys_live(client, "no-slash", &args(KeysCommand::List)).await.is_err());
+}
