@@ -105,11 +105,90 @@ impl SecretStore for KubeKeySecrets {
     }
 }
 
+/// A stream that yields `true` for every add, change or delete after now (`false` for bookmarks),
+/// and an error when the watch fails (an expired resourceVersion included).
+async fn changes_of<K>(
+    api: &Api<K>,
+    labels: Option<&str>,
+) -> Result<futures_util::stream::BoxStream<'static, Result<bool, ApiError>>, ApiError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use futures_util::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let mut list = ListParams::default().limit(1);
+    let mut watch = WatchParams::default().timeout(290);
+    if let Some(l) = labels {
+        list = list.labels(l);
+        watch = watch.labels(l);
+    }
+    let version =
+        api.list_metadata(&list).await.map_err(api_error)?.metadata.resource_version.unwrap_or_else(|| "0".into());
+    let stream = api.watch(&watch, &version).await.map_err(api_error)?;
+    Ok(stream
+        .map(|event| match event {
+            Ok(WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_)) => Ok(true),
+            Ok(WatchEvent::Bookmark(_)) => Ok(false),
+            Ok(WatchEvent::Error(status)) => Err(ApiError(format!("watch ended: {} {}", status.code, status.message))),
+            Err(e) => Err(api_error(e)),
+        })
+        .boxed())
+}
+
 fn ceph_cluster_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("ceph.rook.io", "v1", "CephCluster"), "cephclusters")
 }
 
 impl KubeCluster {
+    /// Signals `changes` whenever a watched CephCluster or a device-set PVC is added, changed or
+    /// deleted. Watches are re-established (with a short backoff) when they end or fail; runs
+    /// until the task is aborted.
+    pub async fn watch_changes(&self, changes: std::sync::Arc<tokio::sync::Notify>) {
+        let mut backoff = std::time::Duration::from_secs(1);
+        loop {
+            match self.watch_once(&changes).await {
+                Ok(()) => backoff = std::time::Duration::from_secs(1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch failed; verifying on the timer until it is back");
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
+                }
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// One round of watches, from the current state on (a list for the resourceVersion first,
+    /// so that only real changes signal), until all of them end.
+    pub async fn watch_once(&self, changes: &tokio::sync::Notify) -> Result<(), ApiError> {
+        use futures_util::StreamExt;
+        let clusters = ceph_cluster_resource();
+        let namespaces: Vec<Option<&str>> = if self.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.namespaces.iter().map(|n| Some(n.as_str())).collect()
+        };
+        let mut streams = Vec::new();
+        for ns in namespaces {
+            let cluster_api: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &clusters),
+                None => Api::all_with(self.client.clone(), &clusters),
+            };
+            let pvc_api: Api<PersistentVolumeClaim> = match ns {
+                Some(ns) => Api::namespaced(self.client.clone(), ns),
+                None => Api::all(self.client.clone()),
+            };
+            streams.push(changes_of(&cluster_api, None).await?);
+            streams.push(changes_of(&pvc_api, Some(crate::reconcile::DEVICE_SET_LABEL)).await?);
+        }
+        let mut all = futures_util::stream::select_all(streams);
+        while let Some(change) = all.next().await {
+            if change? {
+                changes.notify_one();
+            }
+        }
+        Ok(())
+    }
+
     /// One CephCluster, as JSON.
     pub async fn ceph_cluster(&self, namespace: &str, name: &str) -> Result<Option<Value>, ApiError> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ceph_cluster_resource());
@@ -533,5 +612,69 @@ mod tests {
         assert_eq!(sent["data"]["dmcrypt-key"], "dWlkLTE=");
         assert!(!secrets.create("rook-ceph-osd-encryption-key-taken", secret).await.unwrap(), "409: it exists");
         assert_eq!(secrets.get("rook-ceph-osd-encryption-key-none").await.unwrap(), None);
+    }
+
+    /// A recorded watch: the list for the resourceVersion, then newline-delimited events.
+    fn watching(pvc_events: &'static str, seen: Seen) -> kube::Client {
+        let service = tower::service_fn(move |req: hyper::Request<kube::client::Body>| {
+            let seen = seen.clone();
+            async move {
+                let uri = req.uri().to_string();
+                seen.lock().unwrap().push(("GET".into(), uri.clone(), Value::Null));
+                let body = if !uri.contains("watch=true") {
+                    r#"{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadataList","metadata":{"resourceVersion":"100"},"items":[]}"#.to_string()
+                } else if uri.contains("cephclusters") {
+                    concat!(
+                        r#"{"type":"MODIFIED","object":{"apiVersion":"ceph.rook.io/v1","kind":"CephCluster","metadata":{"name":"c","namespace":"rook-ceph","resourceVersion":"101"},"spec":{}}}"#,
+                        "\n"
+                    )
+                    .to_string()
+                } else {
+                    pvc_events.to_string()
+                };
+                Ok::<_, std::convert::Infallible>(
+                    hyper::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body)))
+                        .unwrap(),
+                )
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    #[tokio::test]
+    async fn watches_signal_real_changes_from_the_current_version() {
+        let seen = Seen::default();
+        let bookmark = concat!(
+            r#"{"type":"BOOKMARK","object":{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"resourceVersion":"102"}}}"#,
+            "\n"
+        );
+        let api = KubeCluster { client: watching(bookmark, seen.clone()), namespaces: vec!["rook-ceph".into()] };
+        let changes = tokio::sync::Notify::new();
+        api.watch_once(&changes).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_millis(100), changes.notified())
+            .await
+            .expect("a change was signalled");
+        let uris: Vec<String> = seen.lock().unwrap().iter().map(|(_, u, _)| u.clone()).collect();
+        let watches: Vec<&String> = uris.iter().filter(|u| u.contains("watch=true")).collect();
+        assert_eq!(watches.len(), 2, "{uris:?}");
+        assert!(
+            watches.iter().all(|u| u.contains("resourceVersion=100") && u.contains("/namespaces/rook-ceph/")),
+            "{uris:?}"
+        );
+        assert!(watches[1].contains("labelSelector=ceph.rook.io%2FDeviceSet"), "{uris:?}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_watch_is_an_error_so_it_is_re_established() {
+        let gone = concat!(
+            r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 100 (150)","reason":"Expired","code":410}}"#,
+            "\n"
+        );
+        let api = KubeCluster { client: watching(gone, Seen::default()), namespaces: vec![] };
+        let err = api.watch_once(&tokio::sync::Notify::new()).await.unwrap_err();
+        assert!(err.0.contains("410"), "{err}");
     }
 }

@@ -220,13 +220,24 @@ pub async fn pass<A: ClusterApi>(
 }
 
 /// Runs until `shutdown`: leads or stands by, verifies every `interval` while leading.
+/// When verification passes run.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// At least this often.
+    pub interval: Duration,
+    /// Sooner when `changes` is signalled (a CephCluster or a device-set PVC changed), but not
+    /// more often than this.
+    pub min_gap: Duration,
+    pub changes: Option<Arc<tokio::sync::Notify>>,
+}
+
 #[allow(clippy::too_many_arguments)] // the loop's settings, each used once
 pub async fn run_loop<A: ClusterApi + crate::certs::CertApi>(
     api: &A,
     elector: &Elector,
     certs: Option<&crate::certs::CertSettings>,
     options: &ProbeOptions,
-    interval: Duration,
+    schedule: &Schedule,
     metrics: &Metrics,
     ready: &AtomicBool,
     shutdown: impl Future<Output = ()>,
@@ -236,6 +247,7 @@ pub async fn run_loop<A: ClusterApi + crate::certs::CertApi>(
     let renew = (elector.duration / 3).max(Duration::from_secs(1));
     let mut last_pass: Option<tokio::time::Instant> = None;
     let mut last_certs: Option<tokio::time::Instant> = None;
+    let mut changed = false;
     loop {
         let leading = match elector.try_lead(api, now_micros()).await {
             Ok(l) => l,
@@ -270,13 +282,28 @@ pub async fn run_loop<A: ClusterApi + crate::certs::CertApi>(
         if !leading {
             last_pass = None;
             last_certs = None;
-        } else if last_pass.is_none_or(|t| t.elapsed() >= interval) {
+        } else if last_pass.is_none_or(|t| t.elapsed() >= schedule.interval)
+            || (changed && last_pass.is_none_or(|t| t.elapsed() >= schedule.min_gap))
+        {
             pass(api, options, &mut announcer, metrics).await;
             last_pass = Some(tokio::time::Instant::now());
+            changed = false;
         }
+        let change = async {
+            match &schedule.changes {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let wait = match (changed, last_pass) {
+            // A change is waiting for min_gap: wake up when it has passed.
+            (true, Some(t)) => renew.min(schedule.min_gap.saturating_sub(t.elapsed())).max(Duration::from_millis(10)),
+            _ => renew,
+        };
         tokio::select! {
             () = &mut shutdown => break,
-            () = tokio::time::sleep(renew) => {}
+            () = tokio::time::sleep(wait) => {}
+            () = change => changed = true,
         }
     }
     if let Err(e) = elector.release(api).await {
@@ -338,18 +365,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     tracing::info!(identity = %elector.identity, lease = %elector.name, "controller starting");
-    run_loop(
-        &api,
-        &elector,
-        certs.as_ref(),
-        &options,
-        Duration::from_secs_f64(args.interval.max(1.0)),
-        &metrics,
-        &ready,
-        terminate(),
-    )
-    .await;
+    let changes = Arc::new(tokio::sync::Notify::new());
+    let watcher = tokio::spawn({
+        let (api, changes) = (api.clone(), changes.clone());
+        async move { api.watch_changes(changes).await }
+    });
+    let schedule = Schedule {
+        interval: Duration::from_secs_f64(args.interval.max(1.0)),
+        min_gap: Duration::from_secs(10),
+        changes: Some(changes),
+    };
+    run_loop(&api, &elector, certs.as_ref(), &options, &schedule, &metrics, &ready, terminate()).await;
     health.abort();
+    watcher.abort();
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use rook_kms::secrets::SecretData;
 use rook_kms_controller::api::{ClusterApi, Lease, MemoryCluster, Pvc};
 use rook_kms_controller::leader::Elector;
 use rook_kms_controller::reconcile::{Announcer, osd_data_pvcs};
-use rook_kms_controller::run::{Metrics, pass, run_loop};
+use rook_kms_controller::run::{Metrics, Schedule, pass, run_loop};
 use serde_json::{Value, json};
 
 const NS: &str = "rook-ceph";
@@ -200,7 +200,7 @@ async fn the_loop_verifies_while_leading_and_releases_on_shutdown() {
         &elector,
         None,
         &options(),
-        Duration::from_secs(60),
+        &Schedule { interval: Duration::from_secs(60), min_gap: Duration::from_secs(60), changes: None },
         &metrics,
         &ready,
         tokio::time::sleep(Duration::from_millis(300)),
@@ -211,4 +211,29 @@ async fn the_loop_verifies_while_leading_and_releases_on_shutdown() {
     assert!(ready.load(std::sync::atomic::Ordering::SeqCst));
     let lease = api.lease(NS, "rook-kms-controller").await.unwrap().unwrap();
     assert_eq!(lease.holder, None, "released on shutdown");
+}
+
+#[tokio::test]
+async fn a_change_triggers_a_pass_before_the_interval() {
+    let bao = components::OpenBao::dev();
+    bao.mount_kv("rook", 2);
+    put_key(&bao, "set1-data-0-aaaaa");
+    let api = memory(&bao.addr());
+    let changes = std::sync::Arc::new(tokio::sync::Notify::new());
+    let schedule = Schedule {
+        interval: Duration::from_secs(600),
+        min_gap: Duration::from_millis(200),
+        changes: Some(changes.clone()),
+    };
+    let elector = Elector { duration: Duration::from_secs(3), ..elector("pod-a") };
+    let (metrics, ready) = (Metrics::default(), AtomicBool::new(false));
+    let trigger = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        put_key(&bao, "set1-data-1-bbbbb"); // Rook wrote the missing key; the PVC watch fires.
+        changes.notify_one();
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    };
+    run_loop(&api, &elector, None, &options(), &schedule, &metrics, &ready, trigger).await;
+    let reasons: Vec<&str> = api.events.lock().unwrap().iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, ["KeyMissing", "KeysVerified"], "re-verified on the change, long before the 600 s interval");
 }
