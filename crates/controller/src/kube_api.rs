@@ -1,5 +1,5 @@
 //! [`ClusterApi`] over kube-rs: the only place the controller talks to the Kubernetes API.
-//! RBAC it needs: list cephclusters.ceph.rook.io; list persistentvolumeclaims; get secrets (the
+//! RBAC it needs: get/list/watch cephclusters.ceph.rook.io and persistentvolumeclaims; get secrets (the
 //! kms settings' Secrets and Rook's key Secrets; create/update/delete only for the admin
 //! operations); create events; get/create/update leases.coordination.k8s.io.
 
