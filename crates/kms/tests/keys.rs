@@ -281,3 +281,26 @@ async fn key_protect_through_the_test_double() {
     assert_eq!(store.get(pvc).await.unwrap(), None, "a destroyed key has no payload");
     assert!(store.list().await.unwrap().is_empty());
 }
+
+/// A KMS that accepts connections and never answers cannot hang a key operation: every exchange
+/// ends within the connection timeout (the controller and the admin commands rely on this).
+#[tokio::test]
+async fn a_hung_kms_cannot_hang_a_key_operation() {
+    let silent = support::components::Silent::start();
+    let addr = format!("http://127.0.0.1:{}", silent.port);
+    let (cluster, snapshot) = snapshot_for(
+        &cluster(&[("KMS_PROVIDER", "vault"), ("VAULT_ADDR", &addr), ("VAULT_BACKEND", "v2")], Some("vault-token")),
+        &[("vault-token", vec![("token", "t".to_string())])],
+    );
+    let secrets = MemorySecrets::default();
+    let mut opts = options(&[]);
+    opts.connect_timeout = std::time::Duration::from_millis(300);
+    let store = KeyStore::for_cluster(&cluster, &snapshot, &secrets, opts).unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(5), store.get("pvc-1"))
+        .await
+        .expect("the operation hung")
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(err.to_string().contains("no answer within 0.3 s"), "{err}");
+}

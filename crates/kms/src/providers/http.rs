@@ -59,6 +59,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// One open connection.
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
+    /// Each exchange ends within this time (the connect timeout given to `open`).
+    timeout: Duration,
     host: String,
     authority: String,
     base_path: String,
@@ -109,11 +111,29 @@ impl Connection {
             Some(p) => format!("{host_str}:{p}"),
             None => host_str.to_string(),
         };
-        Ok(Self { sender, host, authority, base_path: url.path().trim_end_matches('/').to_string() })
+        Ok(Self { sender, timeout, host, authority, base_path: url.path().trim_end_matches('/').to_string() })
     }
 
-    /// Sends one request to `path` (below the URL's own path) and reads the whole answer.
+    /// Sends one request to `path` (below the URL's own path) and reads the whole answer, within
+    /// the connection's timeout: a server that stops answering cannot hang the caller.
     pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, HttpError> {
+        let timeout = self.timeout;
+        let host = self.host.clone();
+        match tokio::time::timeout(timeout, self.exchange(method, path, headers, body)).await {
+            Ok(result) => result,
+            Err(_) => {
+                Err(HttpError::Exchange { host, reason: format!("no answer within {:.1} s", timeout.as_secs_f64()) })
+            }
+        }
+    }
+
+    async fn exchange(
         &mut self,
         method: Method,
         path: &str,

@@ -39,6 +39,8 @@ pub enum KmipError {
 /// One KMIP connection, opened like Rook's `connect()`.
 pub struct KmipConnection {
     stream: TlsStream<TcpStream>,
+    /// Each exchange ends within this time (the connect timeout given to `open`).
+    timeout: Duration,
 }
 
 impl KmipConnection {
@@ -61,11 +63,19 @@ impl KmipConnection {
             Ok(Err(e)) => return Err(KmipError::Tls(super::tls::describe(&e, "CA_CERT"))),
             Err(_) => return Err(KmipError::TlsTimeout(timeout.as_secs_f64())),
         };
-        Ok(Self { stream })
+        Ok(Self { stream, timeout })
     }
 
-    /// Sends one request and reads one framed response.
+    /// Sends one request and reads one framed response, within the connection's timeout.
     pub async fn exchange(&mut self, request: &Item) -> Result<Item, KmipError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.exchange_unbounded(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(KmipError::Io(format!("no answer within {:.1} s", timeout.as_secs_f64()))),
+        }
+    }
+
+    async fn exchange_unbounded(&mut self, request: &Item) -> Result<Item, KmipError> {
         let io = |e: std::io::Error| KmipError::Io(super::tls::describe(&e, "CA_CERT"));
         self.stream.write_all(&request.encode()).await.map_err(io)?;
         self.stream.flush().await.map_err(io)?;
