@@ -16,6 +16,15 @@ use rook_kms_webhook::serve::tls::{CertStore, server_config};
 
 const FIXED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-0000-0000-000000000000","allowed":true}}"#;
 
+fn echo(body: &[u8]) -> String {
+    let uid = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/request/uid").and_then(serde_json::Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": uid, "allowed": true}})
+        .to_string()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -26,7 +35,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = CertStore::open(cert.into(), key.into(), Metrics::default())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(store)?));
     let app = Router::new()
-        .route("/validate", post(|_body: axum::body::Bytes| async { ([("content-type", "application/json")], FIXED) }));
+        .route("/validate", post(|_body: axum::body::Bytes| async { ([("content-type", "application/json")], FIXED) }))
+        // A second baseline: what the smallest correct webhook must do per request at least:
+        // parse the AdmissionReview and echo its uid (a fixed uid is not a valid answer).
+        .route("/validate-parse", post(|body: axum::body::Bytes| async move { ([("content-type", "application/json")], echo(&body)) }));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("ceiling listening on {}", listener.local_addr()?);
     loop {

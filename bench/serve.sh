@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Admission load benchmark: `serve` against the ceiling (same TLS stack, fixed answer), each driven
+# Admission load benchmark: `serve` against the ceiling (same TLS stack, fixed answer, body not read)
+# and against a parse-and-echo baseline (parses the AdmissionReview, echoes the uid), each driven
 # by oha over HTTPS with keep-alive, 64 concurrent clients for DURATION (default 10s), in the same
 # run. Prints requests/s, p50 and p99 for both and the ratios, plus start-up time to ready and idle
 # RSS. Traffic goes to 127.0.0.1 only; every load is bounded in time.
@@ -66,6 +67,7 @@ for _ in $(seq 1 500); do
   sleep 0.01
 done
 load https://127.0.0.1:18644/validate target/bench/ceiling.json
+load https://127.0.0.1:18644/validate-parse target/bench/parse.json
 
 python3 - "$start" "$ready" "$rss_kib" <<'PY'
 import json, sys
@@ -75,11 +77,11 @@ def read(name):
     s = d["summary"]; p = d["latencyPercentiles"]
     codes = d.get("statusCodeDistribution", {})
     return s["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, s["successRate"], codes
-serve, ceiling = read("serve"), read("ceiling")
-print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'success':>8}  status codes")
-for name, r in (("serve", serve), ("ceiling", ceiling)):
-    print(f"{name:10} {r[0]:10.0f} {r[1]:8.2f} {r[2]:8.2f} {r[3]:8.3f}  {r[4]}")
-print(f"throughput ratio serve/ceiling: {serve[0] / ceiling[0]:.2f}")
-print(f"p99 ratio serve/ceiling: {serve[2] / ceiling[2]:.2f}")
+serve, ceiling, parse = read("serve"), read("ceiling"), read("parse")
+print(f"{'':14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'success':>8}  status codes")
+for name, r in (("serve", serve), ("ceiling", ceiling), ("parse+echo", parse)):
+    print(f"{name:14} {r[0]:10.0f} {r[1]:8.2f} {r[2]:8.2f} {r[3]:8.3f}  {r[4]}")
+print(f"throughput ratio serve/ceiling: {serve[0] / ceiling[0]:.2f}; serve/parse+echo: {serve[0] / parse[0]:.2f}")
+print(f"p99 ratio serve/ceiling: {serve[2] / ceiling[2]:.2f}; serve/parse+echo: {serve[2] / parse[2]:.2f}")
 print(f"start-up to ready: {(ready - start) * 1000:.0f} ms; idle RSS: {rss / 1024:.1f} MiB")
 PY
