@@ -38,7 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/validate", post(|_body: axum::body::Bytes| async { ([("content-type", "application/json")], FIXED) }))
         // A second baseline: what the smallest correct webhook must do per request at least:
         // parse the AdmissionReview and echo its uid (a fixed uid is not a valid answer).
-        .route("/validate-parse", post(|body: axum::body::Bytes| async move { ([("content-type", "application/json")], echo(&body)) }));
+        .route(
+            "/validate-parse",
+            post(|body: axum::body::Bytes| async move { ([("content-type", "application/json")], echo(&body)) }),
+        );
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("ceiling listening on {}", listener.local_addr()?);
     loop {
