@@ -40,7 +40,7 @@ struct Server {
     ca: String,
     dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), serve::ServeError>>,
+    task: Task,
 }
 
 impl Server {
@@ -52,41 +52,45 @@ impl Server {
         let c = certs::generate(&certs::sans("rook-kms-webhook", "rook-ceph"), 30).unwrap();
         certs::write(&dir.path().join("tls"), &c).unwrap();
         let tls = dir.path().join("tls");
-        let mut argv: Vec<String> = [
-            "rook-kms-webhook",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--health-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            tls.join("tls.crt").to_str().unwrap(),
-            "--tls-key",
-            tls.join("tls.key").to_str().unwrap(),
-            "--secrets",
-            root().join("examples").to_str().unwrap(),
-            "--secrets",
-            generated.to_str().unwrap(),
-            "--tls-reload-interval",
-            "0.1",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        // The examples name KMS hosts that do not exist; tests of the probe turn it on.
-        if !extra.iter().any(|a| a.starts_with("--probe")) {
-            argv.push("--probe=off".into());
-        }
-        argv.extend(extra.iter().map(ToString::to_string));
-        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else { panic!("not serve") };
-        let bound = serve::bind(args).await.unwrap();
-        let (tls_addr, health) = (bound.tls_addr(), bound.health_addr().unwrap());
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(bound.serve(async move {
-            let _ = rx.await;
-        }));
+        let examples = root().join("examples");
+        let args = serve_args(&tls.join("tls.crt"), &tls.join("tls.key"), &[&examples, &generated], extra);
+        let (tls_addr, health, tx, task) = spawn(args).await;
         Server { tls: tls_addr, health, ca: c.ca_cert, dir, stop: Some(tx), task }
     }
+}
+
+type Task = tokio::task::JoinHandle<Result<(), serve::ServeError>>;
+
+/// `serve` arguments as the CLI parses them: loopback listeners, a fast reload poll, the probe off
+/// unless `extra` sets it (the examples name KMS hosts that do not exist).
+fn serve_args(cert: &Path, key: &Path, secrets: &[&Path], extra: &[&str]) -> serve::ServeArgs {
+    let mut argv: Vec<String> =
+        ["rook-kms-webhook", "serve", "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    argv.extend(["--tls-cert".into(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()]);
+    for s in secrets {
+        argv.extend(["--secrets".into(), s.display().to_string()]);
+    }
+    argv.extend(["--tls-reload-interval".into(), "0.1".into()]);
+    if !extra.iter().any(|a| a.starts_with("--probe")) {
+        argv.push("--probe=off".into());
+    }
+    argv.extend(extra.iter().map(ToString::to_string));
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else { panic!("not serve") };
+    args
+}
+
+/// Binds and serves in a task; the sender stops it.
+async fn spawn(args: serve::ServeArgs) -> (SocketAddr, SocketAddr, oneshot::Sender<()>, Task) {
+    let bound = serve::bind(args).await.unwrap();
+    let (tls, health) = (bound.tls_addr(), bound.health_addr().unwrap());
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(bound.serve(async move {
+        let _ = rx.await;
+    }));
+    (tls, health, tx, task)
 }
 
 fn client_config(cas: &[&str]) -> Arc<rustls::ClientConfig> {
@@ -418,30 +422,7 @@ async fn certificate_rotation_under_load_with_a_symlink_swap() {
     let generated = dir.path().join("generated");
     example_secrets::write(&generated).unwrap();
     let (cert_file, key_file) = (vol.join("tls.crt"), vol.join("tls.key"));
-    let argv = [
-        "rook-kms-webhook",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--health-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert_file.to_str().unwrap(),
-        "--tls-key",
-        key_file.to_str().unwrap(),
-        "--secrets",
-        generated.to_str().unwrap(),
-        "--tls-reload-interval",
-        "0.1",
-        "--probe=off",
-    ];
-    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else { panic!() };
-    let bound = serve::bind(args).await.unwrap();
-    let (addr, health) = (bound.tls_addr(), bound.health_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(bound.serve(async move {
-        let _ = rx.await;
-    }));
+    let (addr, health, tx, task) = spawn(serve_args(&cert_file, &key_file, &[&generated], &[])).await;
     let second = certs::generate(&sans, 30).unwrap();
     let both = client_config(&[&first.ca_cert, &second.ca_cert]);
     let body =
