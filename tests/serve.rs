@@ -602,3 +602,75 @@ path "sys/mounts" { capabilities = ["read"] }
     let answer = post(&server, "/validate", &admission_review("u5", "CREATE", &skipped, None)).await.json();
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }
+
+/// `--log-json`: every log line of the real binary is a JSON object; the request line carries the
+/// uid, namespace/name, operation, verdict and latency, and no Secret value.
+#[tokio::test]
+async fn json_logs_one_line_per_request_without_secret_values() {
+    use tokio::io::AsyncBufReadExt;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("generated");
+    example_secrets::write(&generated).unwrap();
+    let c = certs::generate(&certs::sans("rook-kms-webhook", "rook-ceph"), 30).unwrap();
+    certs::write(&dir.path().join("tls"), &c).unwrap();
+    let tls = dir.path().join("tls");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rook-kms-webhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--probe=off", "--log-json"])
+        .arg("--tls-cert")
+        .arg(tls.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(tls.join("tls.key"))
+        .arg("--secrets")
+        .arg(root().join("examples"))
+        .arg("--secrets")
+        .arg(&generated)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let next_json = |line: Option<String>| -> Value {
+        let line = line.expect("a log line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    let serving = loop {
+        let v = next_json(lines.next_line().await.unwrap());
+        if v["fields"]["message"] == "serving" {
+            break v;
+        }
+    };
+    let addr: SocketAddr = serving["fields"]["listen"].as_str().unwrap().parse().unwrap();
+    let object =
+        example_clusters("examples/valid").into_iter().find(|o| o["metadata"]["name"] == "vault-token").unwrap();
+    let reply = post_with(
+        addr,
+        client_config(&[&c.ca_cert]),
+        "rook-kms-webhook.rook-ceph.svc",
+        "/validate",
+        serde_json::to_vec(&admission_review("uid-json-1", "CREATE", &object, None)).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.json()["response"]["allowed"], true);
+    let line = loop {
+        let v = next_json(lines.next_line().await.unwrap());
+        if v["fields"]["message"] == "admission" {
+            break v;
+        }
+    };
+    let f = &line["fields"];
+    assert_eq!(
+        (f["uid"].as_str(), f["namespace"].as_str(), f["name"].as_str()),
+        (Some("uid-json-1"), Some("rook-ceph"), Some("vault-token"))
+    );
+    assert_eq!((f["operation"].as_str(), f["verdict"].as_str()), (Some("CREATE"), Some("allowed")));
+    assert!(f["latency_us"].as_u64().is_some(), "{line}");
+    assert_eq!(line["level"], "INFO");
+    let token_secret = std::fs::read_to_string(root().join("examples/valid/vault-token.yaml")).unwrap_or_default();
+    for value in token_secret.lines().filter_map(|l| l.trim().strip_prefix("token: ")) {
+        assert!(!line.to_string().contains(value.trim_matches('"')), "a Secret value was logged");
+    }
+    child.kill().await.unwrap();
+}
