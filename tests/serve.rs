@@ -523,6 +523,10 @@ async fn health_metrics_and_graceful_shutdown() {
     let _ = server.stop.take().unwrap().send(());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(http_get(server.health, "/readyz").await.0, 503, "readiness must fail at once");
+    // During --shutdown-delay a new connection (from an API server that has not yet seen the
+    // endpoint go) is still served.
+    let late = post(&server, "/validate", &admission_review("late", "CREATE", &cluster, None)).await;
+    assert_eq!((late.status, late.json()["response"]["uid"].as_str()), (200, Some("late")));
     tls.write_all(&body[10..]).await.unwrap();
     let mut reply = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut reply))

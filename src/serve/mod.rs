@@ -224,11 +224,22 @@ impl Bound {
         builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
         let graceful = GracefulShutdown::new();
         let handshake_timeout = secs(args.handshake_timeout);
+        // On SIGTERM (or `shutdown`): readiness fails at once, and new connections are still
+        // accepted and served for --shutdown-delay, while the endpoint removal reaches every API
+        // server; then accepting stops and in-flight requests drain.
+        let ready = health.ready.clone();
+        let delay = secs(args.shutdown_delay);
         let shutdown = async move {
             tokio::select! {
                 () = shutdown => {}
                 () = terminate_signal() => {}
             }
+            ready.store(false, Ordering::SeqCst);
+            tracing::info!(
+                delay_s = delay.as_secs_f64(),
+                "shutting down: readiness off, still accepting for the delay"
+            );
+            tokio::time::sleep(delay).await;
         };
         tokio::pin!(shutdown);
         loop {
@@ -254,10 +265,8 @@ impl Bound {
                 }
             }
         }
-        // Readiness fails at once; keep accepting nothing new after the delay; drain, bounded.
         health.ready.store(false, Ordering::SeqCst);
-        tracing::info!("shutting down: readiness off, draining in-flight requests");
-        tokio::time::sleep(secs(args.shutdown_delay)).await;
+        tracing::info!("no longer accepting; draining in-flight requests");
         drop(listener);
         if tokio::time::timeout(secs(args.shutdown_timeout), graceful.shutdown()).await.is_err() {
             tracing::warn!("in-flight requests did not finish within the shutdown timeout");
