@@ -231,7 +231,7 @@ async fn a_change_triggers_a_pass_before_the_interval() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         put_key(&bao, "set1-data-1-bbbbb"); // Rook wrote the missing key; the PVC watch fires.
         changes.notify_one();
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
     };
     run_loop(&api, &elector, None, &options(), &schedule, &metrics, &ready, trigger).await;
     let reasons: Vec<&str> = api.events.lock().unwrap().iter().map(|e| e.reason).collect();
