@@ -35,11 +35,15 @@ struct Loaded {
     not_after: i64,
 }
 
-/// Reads and checks a certificate chain and its key: the chain parses (full chains accepted, leaf
-/// first), the key parses and belongs to the leaf.
+/// Reads and checks a certificate chain and its key.
 fn load(cert_path: &Path, key_path: &Path) -> Result<Loaded, TlsError> {
     let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.display().to_string(), source });
-    let (cert_pem, key_pem) = (read(cert_path)?, read(key_path)?);
+    check(cert_path, key_path, read(cert_path)?, read(key_path)?)
+}
+
+/// Checks a certificate chain and its key as read from the files: the chain parses (full chains
+/// accepted, leaf first), the key parses and belongs to the leaf.
+fn check(cert_path: &Path, key_path: &Path, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<Loaded, TlsError> {
     let cert_name = cert_path.display().to_string();
     let key_name = key_path.display().to_string();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
@@ -101,8 +105,9 @@ impl CertStore {
         if source.0 == cert && source.1 == key {
             return false;
         }
-        match load(&self.cert_path, &self.key_path) {
-            Ok(loaded) if loaded.source == (cert.clone(), key.clone()) => {
+        // The bytes just compared are the ones checked: no second read that could differ.
+        match check(&self.cert_path, &self.key_path, cert.clone(), key.clone()) {
+            Ok(loaded) => {
                 self.current.store(loaded.key);
                 *source = loaded.source;
                 self.metrics.cert_expiry.set(loaded.not_after);
@@ -110,7 +115,7 @@ impl CertStore {
                 tracing::info!(cert = %self.cert_path.display(), not_after = loaded.not_after, "serving certificate reloaded");
                 true
             }
-            Ok(_) => false, // the files changed again while we read them: next round
+            // Half-written, or a cert and key from two different swaps: next round reads again.
             Err(error) => {
                 self.metrics.reload("failure");
                 tracing::warn!(%error, "new serving certificate ignored; still serving the previous one");
