@@ -590,6 +590,10 @@ path "sys/mounts" { capabilities = ["read"] }
     assert!(metrics.contains("rook_kms_webhook_probes_total{provider=\"vault\",result=\"ok\"} 1"), "{metrics}");
     assert!(metrics.contains("rook_kms_webhook_probes_total{provider=\"vault\",result=\"failed\"} 1"), "{metrics}");
     assert!(metrics.contains("rook_kms_webhook_probe_cache_hits_total{provider=\"vault\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("rook_kms_webhook_probe_duration_seconds_count{provider=\"vault\",result=\"failed\"} 1"),
+        "{metrics}"
+    );
 
     // An UPDATE that leaves the kms settings alone is not blocked by a failing probe: it warns.
     let old = cluster("bao-bad", "a");

@@ -39,7 +39,11 @@ impl Default for Metrics {
         let probe_latency = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
         let probe_cache_hits = Family::<Labels, Counter>::default();
         registry.register("probes", "Live KMS probes run, by provider and result", probes.clone());
-        registry.register("probe_duration_seconds", "Time a live KMS probe took, by provider", probe_latency.clone());
+        registry.register(
+            "probe_duration_seconds",
+            "Time a live KMS probe took, by provider and result",
+            probe_latency.clone(),
+        );
         registry.register(
             "probe_cache_hits",
             "Probe results served from the cache, by provider",
@@ -88,7 +92,9 @@ impl Metrics {
 
     pub fn probe(&self, provider: &str, result: &str, seconds: f64) {
         self.probes.get_or_create(&vec![("provider", provider.into()), ("result", result.into())]).inc();
-        self.probe_latency.get_or_create(&vec![("provider", provider.into())]).observe(seconds);
+        self.probe_latency
+            .get_or_create(&vec![("provider", provider.into()), ("result", result.into())])
+            .observe(seconds);
     }
 
     pub fn probe_cache_hit(&self, provider: &str) {
