@@ -396,6 +396,40 @@ mod tests {
     }
 
     #[test]
+    fn random_and_mutated_bytes_never_panic() {
+        // A small deterministic generator: every run tries the same 20,000 inputs.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let good = Item::structure(
+            tag::RESPONSE_MESSAGE,
+            vec![Item::structure(
+                tag::BATCH_ITEM,
+                vec![Item::new(tag::RESULT_MESSAGE, Value::TextString("ok".into()))],
+            )],
+        )
+        .encode();
+        for round in 0..20_000 {
+            let bytes: Vec<u8> = if round % 2 == 0 {
+                (0..(next() % 96) as usize).map(|_| next() as u8).collect()
+            } else {
+                let mut b = good.clone();
+                let i = (next() as usize) % b.len();
+                b[i] = next() as u8;
+                b
+            };
+            let _ = Item::decode(&bytes);
+            if let Ok(header) = <[u8; 8]>::try_from(bytes.get(..8).unwrap_or_default()) {
+                let _ = frame_length(&header);
+            }
+        }
+    }
+
+    #[test]
     fn debug_hides_key_material() {
         let item = Item::new(tag::KEY_MATERIAL, Value::ByteString(b"super secret".to_vec()));
         let shown = format!("{item:?}");
