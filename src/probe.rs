@@ -240,6 +240,25 @@ mod tests {
         assert!(matches!(Prober::new(ProbeMode::Warn, &a, None), Err(ProbeSetupError::Timeout)));
     }
 
+    #[test]
+    fn probe_ca_file_adds_roots_and_refuses_files_without_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = crate::certs::generate(&["ca-test".to_string()], 1).unwrap();
+        let good = dir.path().join("ca.crt");
+        std::fs::write(&good, &certs.ca_cert).unwrap();
+        let mut a = args(&[]);
+        a.probe_ca_file = Some(good);
+        let prober = Prober::new(ProbeMode::Warn, &a, None).unwrap();
+        assert_eq!(prober.options.extra_roots.len(), 1);
+        let bad = dir.path().join("key.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        a.probe_ca_file = Some(bad);
+        let err = Prober::new(ProbeMode::Warn, &a, None).err().unwrap();
+        assert!(err.to_string().contains("holds no PEM certificate"), "{err}");
+        a.probe_ca_file = Some(dir.path().join("missing.pem"));
+        assert!(matches!(Prober::new(ProbeMode::Warn, &a, None), Err(ProbeSetupError::CaFile { .. })));
+    }
+
     #[tokio::test]
     async fn failures_are_cached_briefly_and_concurrent_probes_coalesce() {
         let metrics = Metrics::default();

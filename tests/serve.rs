@@ -682,3 +682,27 @@ async fn json_logs_one_line_per_request_without_secret_values() {
     }
     child.kill().await.unwrap();
 }
+
+/// A probe budget that does not fit in the request deadline is refused at start-up.
+#[tokio::test]
+async fn a_probe_budget_above_the_request_deadline_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = certs::generate(&certs::sans("rook-kms-webhook", "rook-ceph"), 30).unwrap();
+    certs::write(dir.path(), &c).unwrap();
+    let args = serve_args(
+        &dir.path().join("tls.crt"),
+        &dir.path().join("tls.key"),
+        &[dir.path()],
+        &["--probe=warn", "--probe-timeout", "4", "--request-timeout", "4"],
+    );
+    let err = serve::bind(args).await.err().expect("refused");
+    assert_eq!(err.to_string(), "--probe-timeout (4 s) must be below --request-timeout (4 s)");
+    let args = serve_args(
+        &dir.path().join("tls.crt"),
+        &dir.path().join("tls.key"),
+        &[dir.path()],
+        &["--probe-allow", "10.0.0.0/99"],
+    );
+    let err = serve::bind(args).await.err().expect("refused");
+    assert!(err.to_string().starts_with("--probe-allow:"), "{err}");
+}
