@@ -42,7 +42,8 @@ pub struct Admission {
 /// The HTTP answer: 200 with an AdmissionReview, or 400 with a sentence.
 #[derive(Debug)]
 pub enum Answer {
-    Review(Value),
+    /// The AdmissionReview, serialized.
+    Review(Vec<u8>),
     BadRequest(String),
 }
 
@@ -98,8 +99,13 @@ impl Admission {
         };
         let (response, result) = self.respond(endpoint, &req, objects, started).await;
         let latency = started.elapsed();
-        let operation = format!("{:?}", req.operation).to_uppercase();
-        self.metrics.request(endpoint.as_str(), &operation, result, latency.as_secs_f64());
+        let operation = match req.operation {
+            KubeOperation::Create => "CREATE",
+            KubeOperation::Update => "UPDATE",
+            KubeOperation::Delete => "DELETE",
+            KubeOperation::Connect => "CONNECT",
+        };
+        self.metrics.request(endpoint.as_str(), operation, result, latency.as_secs_f64());
         tracing::info!(
             uid = %req.uid,
             namespace = req.namespace.as_deref().unwrap_or(""),
@@ -112,11 +118,17 @@ impl Admission {
             latency_us = latency.as_micros() as u64,
             "admission"
         );
-        match serde_json::to_value(response.into_review()) {
-            Ok(mut v) => {
+        // Only a patch needs rewriting (see `base64_patch`); everything else is serialized once.
+        let encoded = if response.patch.is_some() {
+            serde_json::to_value(response.into_review()).and_then(|mut v| {
                 base64_patch(&mut v);
-                Answer::Review(v)
-            }
+                serde_json::to_vec(&v)
+            })
+        } else {
+            serde_json::to_vec(&response.into_review())
+        };
+        match encoded {
+            Ok(bytes) => Answer::Review(bytes),
             Err(e) => Answer::BadRequest(format!("cannot encode the response: {e}")),
         }
     }
