@@ -205,16 +205,14 @@ async fn kmip_probe_names_a_missing_common_cipher_suite() {
     assert!(failure(&report).contains("no common TLS version or cipher suite"), "{report:#?}");
 }
 
-/// A KMIP server that does not speak 1.4 (a loopback responder built on our own codec: PyKMIP
-/// always offers 1.4).
-#[tokio::test]
-async fn kmip_probe_refuses_a_server_without_kmip_1_4() {
+/// A loopback KMIP responder built on our own codec, for server behaviours PyKMIP does not have:
+/// it answers DiscoverVersions with `minors` (1.x) and Query with `operations` (or refuses Query
+/// when `None`), on one mutual-TLS connection.
+async fn kmip_responder(server_ca: &Pki, minors: Vec<i32>, operations: Option<Vec<u32>>) -> u16 {
     use rook_kms::providers::kmip::ttlv::{Item, Value as T, tag};
     use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let server_ca = Pki::new("kmip server CA");
-    let client_ca = Pki::new("kmip client CA");
     let server = server_ca.server(&["127.0.0.1"]);
     let certs = vec![rustls::pki_types::CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).unwrap()];
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
@@ -231,12 +229,6 @@ async fn kmip_probe_refuses_a_server_without_kmip_1_4() {
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let mut tls = acceptor.accept(tcp).await.unwrap();
-        let mut header = [0u8; 8];
-        tls.read_exact(&mut header).await.unwrap();
-        let mut rest = vec![0u8; rook_kms::providers::kmip::ttlv::frame_length(&header).unwrap() - 8];
-        tls.read_exact(&mut rest).await.unwrap();
-        let request = Item::decode(&[header.to_vec(), rest].concat()).unwrap();
-        let batch = request.child(tag::BATCH_ITEM).unwrap();
         let version = |minor| {
             Item::structure(
                 tag::PROTOCOL_VERSION,
@@ -246,33 +238,82 @@ async fn kmip_probe_refuses_a_server_without_kmip_1_4() {
                 ],
             )
         };
-        let response = Item::structure(
-            tag::RESPONSE_MESSAGE,
-            vec![
-                Item::structure(
-                    tag::RESPONSE_HEADER,
-                    vec![
-                        version(2),
-                        Item::new(tag::TIME_STAMP, T::DateTime(0)),
-                        Item::new(tag::BATCH_COUNT, T::Integer(1)),
-                    ],
-                ),
-                Item::structure(
-                    tag::BATCH_ITEM,
-                    vec![
-                        batch.child(tag::OPERATION).unwrap().clone(),
-                        batch.child(tag::UNIQUE_BATCH_ITEM_ID).unwrap().clone(),
-                        Item::new(tag::RESULT_STATUS, T::Enumeration(0)),
-                        Item::structure(tag::RESPONSE_PAYLOAD, vec![version(2), version(1)]),
-                    ],
-                ),
-            ],
-        );
-        tls.write_all(&response.encode()).await.unwrap();
-        tls.flush().await.unwrap();
+        loop {
+            let mut header = [0u8; 8];
+            if tls.read_exact(&mut header).await.is_err() {
+                return;
+            }
+            let mut rest = vec![0u8; rook_kms::providers::kmip::ttlv::frame_length(&header).unwrap() - 8];
+            tls.read_exact(&mut rest).await.unwrap();
+            let request = Item::decode(&[header.to_vec(), rest].concat()).unwrap();
+            let batch = request.child(tag::BATCH_ITEM).unwrap();
+            let op = batch.child(tag::OPERATION).unwrap().as_enum().unwrap();
+            let mut item = vec![
+                batch.child(tag::OPERATION).unwrap().clone(),
+                batch.child(tag::UNIQUE_BATCH_ITEM_ID).unwrap().clone(),
+            ];
+            match (op, &operations) {
+                (0x1E, _) => {
+                    item.push(Item::new(tag::RESULT_STATUS, T::Enumeration(0)));
+                    item.push(Item::structure(tag::RESPONSE_PAYLOAD, minors.iter().map(|m| version(*m)).collect()));
+                }
+                (0x18, Some(ops)) => {
+                    item.push(Item::new(tag::RESULT_STATUS, T::Enumeration(0)));
+                    item.push(Item::structure(
+                        tag::RESPONSE_PAYLOAD,
+                        ops.iter().map(|o| Item::new(tag::OPERATION, T::Enumeration(*o))).collect(),
+                    ));
+                }
+                _ => {
+                    item.push(Item::new(tag::RESULT_STATUS, T::Enumeration(1)));
+                    item.push(Item::new(tag::RESULT_REASON, T::Enumeration(0x0C)));
+                }
+            }
+            let response = Item::structure(
+                tag::RESPONSE_MESSAGE,
+                vec![
+                    Item::structure(
+                        tag::RESPONSE_HEADER,
+                        vec![
+                            version(4),
+                            Item::new(tag::TIME_STAMP, T::DateTime(0)),
+                            Item::new(tag::BATCH_COUNT, T::Integer(1)),
+                        ],
+                    ),
+                    Item::structure(tag::BATCH_ITEM, item),
+                ],
+            );
+            tls.write_all(&response.encode()).await.unwrap();
+            tls.flush().await.unwrap();
+        }
     });
-    let client = client_ca.valid_client("rook");
-    let report = probe::run(&kmip_target(&format!("127.0.0.1:{port}"), &server_ca, &client), &options(&[])).await;
+    port
+}
+
+#[tokio::test]
+async fn kmip_probe_refuses_a_server_without_kmip_1_4() {
+    let (server_ca, client_ca) = (Pki::new("kmip server CA"), Pki::new("kmip client CA"));
+    let port = kmip_responder(&server_ca, vec![2, 1], Some(vec![3, 0x0A, 0x14])).await;
+    let report = probe::run(
+        &kmip_target(&format!("127.0.0.1:{port}"), &server_ca, &client_ca.valid_client("rook")),
+        &options(&[]),
+    )
+    .await;
     let message = failure(&report);
     assert!(message.contains("does not offer KMIP 1.4 (it answered [1.2, 1.1])"), "{message}");
+}
+
+#[tokio::test]
+async fn kmip_probe_checks_the_operations_rook_uses() {
+    let (server_ca, client_ca) = (Pki::new("kmip server CA"), Pki::new("kmip client CA"));
+    let client = client_ca.valid_client("rook");
+    let port = kmip_responder(&server_ca, vec![4], Some(vec![3, 0x0A, 0x18, 0x1E])).await;
+    let report = probe::run(&kmip_target(&format!("127.0.0.1:{port}"), &server_ca, &client), &options(&[])).await;
+    assert!(failure(&report).contains("does not support Destroy"), "{report:#?}");
+
+    // A server that refuses Query (policy) is only a warning: nothing was learnt either way.
+    let port = kmip_responder(&server_ca, vec![4], None).await;
+    let report = probe::run(&kmip_target(&format!("127.0.0.1:{port}"), &server_ca, &client), &options(&[])).await;
+    assert_eq!(report.result, ProbeResult::Warning, "{report:#?}");
+    assert!(report.findings[0].message.contains("did not answer Query"), "{report:#?}");
 }

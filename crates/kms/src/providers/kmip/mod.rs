@@ -104,6 +104,41 @@ impl KmipConnection {
     }
 }
 
+/// The operations Rook uses: Register (put), Get, Destroy (delete).
+const ROOK_OPERATIONS: [Operation; 3] = [Operation::Register, Operation::Get, Operation::Destroy];
+const QUERY_OPERATIONS: u32 = 1;
+
+/// Query(Query Operations): every operation Rook uses must be listed. Servers may restrict Query
+/// by policy, so a refused Query is only a warning.
+async fn operations_check(conn: &mut KmipConnection, at: &str) -> Vec<ProbeFinding> {
+    let endpoint = field::detail("KMIP_ENDPOINT");
+    let payload = vec![Item::new(ttlv::tag::QUERY_FUNCTION, ttlv::Value::Enumeration(QUERY_OPERATIONS))];
+    match conn.call(Operation::Query, payload).await {
+        Ok(answer) => {
+            let offered: Vec<u32> = answer.all(ttlv::tag::OPERATION).filter_map(Item::as_enum).collect();
+            let missing: Vec<&str> =
+                ROOK_OPERATIONS.iter().filter(|op| !offered.contains(&(**op as u32))).map(|op| op.name()).collect();
+            if missing.is_empty() {
+                Vec::new()
+            } else {
+                vec![ProbeFinding::fail(
+                    endpoint,
+                    format!(
+                        "live probe: the KMIP server at {at} does not support {}; Rook registers, gets and destroys OSD keys.",
+                        missing.join(", ")
+                    ),
+                )]
+            }
+        }
+        Err(e) => vec![ProbeFinding::warn(
+            endpoint,
+            format!(
+                "live probe: the KMIP server at {at} did not answer Query ({e}); whether it supports Register, Get and Destroy was not checked."
+            ),
+        )],
+    }
+}
+
 fn batch_id() -> [u8; 16] {
     use ring::rand::SecureRandom;
     let mut id = [0u8; 16];
@@ -145,7 +180,7 @@ pub async fn probe(target: &KmipTarget, options: &ProbeOptions) -> Vec<ProbeFind
         }
     };
     match conn.discover_versions().await {
-        Ok(versions) if versions == [ROOK_PROTOCOL] => Vec::new(),
+        Ok(versions) if versions == [ROOK_PROTOCOL] => operations_check(&mut conn, &at).await,
         Ok(versions) => {
             let offered: Vec<String> = versions.iter().take(8).map(|(a, b)| format!("{a}.{b}")).collect();
             vec![ProbeFinding::fail(
