@@ -43,15 +43,31 @@ struct Server {
     task: Task,
 }
 
-impl Server {
-    async fn start(extra: &[&str]) -> Server {
+/// A temporary directory with the example TLS Secrets (`generated/`) and a fresh CA and serving
+/// certificate (`tls/`).
+struct Workdir {
+    dir: tempfile::TempDir,
+    generated: PathBuf,
+    tls: PathBuf,
+    certs: certs::ServingCerts,
+}
+
+impl Workdir {
+    fn new() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let generated = dir.path().join("generated");
         example_secrets::write(&generated).unwrap();
-        let c = certs::generate(&certs::sans("rook-kms-webhook", "rook-ceph"), 30).unwrap();
-        certs::write(&dir.path().join("tls"), &c).unwrap();
+        let certs = certs::generate(&certs::sans("rook-kms-webhook", "rook-ceph"), 30).unwrap();
         let tls = dir.path().join("tls");
+        certs::write(&tls, &certs).unwrap();
+        Self { dir, generated, tls, certs }
+    }
+}
+
+impl Server {
+    async fn start(extra: &[&str]) -> Server {
+        let Workdir { dir, generated, tls, certs: c } = Workdir::new();
         let examples = root().join("examples");
         let args = serve_args(&tls.join("tls.crt"), &tls.join("tls.key"), &[&examples, &generated], extra);
         let (tls_addr, health, tx, task) = spawn(args).await;
@@ -616,13 +632,7 @@ path "sys/mounts" { capabilities = ["read"] }
 #[tokio::test]
 async fn json_logs_one_line_per_request_without_secret_values() {
     use tokio::io::AsyncBufReadExt;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let generated = dir.path().join("generated");
-    example_secrets::write(&generated).unwrap();
-    let c = certs::generate(&certs::sans("rook-kms-webhook", "rook-ceph"), 30).unwrap();
-    certs::write(&dir.path().join("tls"), &c).unwrap();
-    let tls = dir.path().join("tls");
+    let Workdir { dir: _dir, generated, tls, certs: c } = Workdir::new();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rook-kms-webhook"))
         .args(["serve", "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--probe=off", "--log-json"])
         .arg("--tls-cert")

@@ -135,6 +135,21 @@ where
         .boxed())
 }
 
+fn webhook_kind_name(kind: crate::certs::WebhookKind) -> &'static str {
+    match kind {
+        crate::certs::WebhookKind::Validating => "ValidatingWebhookConfiguration",
+        crate::certs::WebhookKind::Mutating => "MutatingWebhookConfiguration",
+    }
+}
+
+/// Both configuration kinds through one untyped API: the controller only reads and applies
+/// `webhooks[].clientConfig.caBundle`, which has the same shape in both.
+fn webhook_configurations(client: &kube::Client, kind: crate::certs::WebhookKind) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", webhook_kind_name(kind));
+    let plural = webhook_kind_name(kind).to_lowercase() + "s";
+    Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, &plural))
+}
+
 fn ceph_cluster_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("ceph.rook.io", "v1", "CephCluster"), "cephclusters")
 }
@@ -359,31 +374,25 @@ impl crate::certs::CertApi for KubeCluster {
         kind: crate::certs::WebhookKind,
         name: &str,
     ) -> Result<Option<crate::certs::Bundles>, ApiError> {
-        use k8s_openapi::api::admissionregistration::v1::{
-            MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+        use base64::Engine as _;
+        let Some(config) = webhook_configurations(&self.client, kind).get_opt(name).await.map_err(api_error)? else {
+            return Ok(None);
         };
-        Ok(match kind {
-            crate::certs::WebhookKind::Validating => {
-                let api: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
-                api.get_opt(name).await.map_err(api_error)?.map(|c| {
-                    c.webhooks
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0).unwrap_or_default()))
-                        .collect()
+        let webhooks = config.data.get("webhooks").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(Some(
+            webhooks
+                .iter()
+                .map(|w| {
+                    let name = w.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let bundle = w
+                        .pointer("/clientConfig/caBundle")
+                        .and_then(Value::as_str)
+                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                        .unwrap_or_default();
+                    (name, bundle)
                 })
-            }
-            crate::certs::WebhookKind::Mutating => {
-                let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-                api.get_opt(name).await.map_err(api_error)?.map(|c| {
-                    c.webhooks
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0).unwrap_or_default()))
-                        .collect()
-                })
-            }
-        })
+                .collect(),
+        ))
     }
 
     async fn apply_ca_bundle(
@@ -394,35 +403,22 @@ impl crate::certs::CertApi for KubeCluster {
         bundle: &[u8],
     ) -> Result<(), ApiError> {
         use base64::Engine as _;
-        use k8s_openapi::api::admissionregistration::v1::{
-            MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-        };
         use kube::api::{Patch, PatchParams};
         let encoded = base64::engine::general_purpose::STANDARD.encode(bundle);
-        let kind_name = match kind {
-            crate::certs::WebhookKind::Validating => "ValidatingWebhookConfiguration",
-            crate::certs::WebhookKind::Mutating => "MutatingWebhookConfiguration",
-        };
         // Server-side apply of just the caBundle fields, under our own field manager: Helm keeps
         // owning everything else, and GitOps tools see the field as ours.
         let patch = serde_json::json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": kind_name,
+            "kind": webhook_kind_name(kind),
             "metadata": {"name": name},
             "webhooks": webhooks.iter().map(|w| serde_json::json!({"name": w, "clientConfig": {"caBundle": encoded}})).collect::<Vec<_>>(),
         });
         let params = PatchParams::apply(crate::certs::FIELD_MANAGER).force();
-        let result = match kind {
-            crate::certs::WebhookKind::Validating => Api::<ValidatingWebhookConfiguration>::all(self.client.clone())
-                .patch(name, &params, &Patch::Apply(&patch))
-                .await
-                .map(|_| ()),
-            crate::certs::WebhookKind::Mutating => Api::<MutatingWebhookConfiguration>::all(self.client.clone())
-                .patch(name, &params, &Patch::Apply(&patch))
-                .await
-                .map(|_| ()),
-        };
-        result.map_err(api_error)
+        webhook_configurations(&self.client, kind)
+            .patch(name, &params, &Patch::Apply(&patch))
+            .await
+            .map(|_| ())
+            .map_err(api_error)
     }
 }
 
@@ -522,6 +518,15 @@ mod tests {
                 "webhooks": [{"name": "validate.cephclusters.rook-kms-webhook.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
                     "clientConfig": {"service": {"name": "rkw", "namespace": "rook-kms", "path": "/validate", "port": 443}}}]}),
             ),
+            ("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/rkw") => (
+                200,
+                serde_json::json!({
+                    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                    "metadata": {"name": "rkw", "resourceVersion": "6"},
+                    "webhooks": [{"name": "mutate.cephclusters.rook-kms-webhook.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                        "clientConfig": {"caBundle": "UEVN", "service": {"name": "rkw", "namespace": "rook-kms", "path": "/mutate", "port": 443}}}]
+                }),
+            ),
             ("PATCH", u)
                 if u.starts_with("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/rkw?") =>
             {
@@ -539,6 +544,8 @@ mod tests {
         let webhooks = api.ca_bundles(WebhookKind::Validating, "rkw").await.unwrap().unwrap();
         assert_eq!(webhooks, [("validate.cephclusters.rook-kms-webhook.io".to_string(), Vec::new())]);
         assert_eq!(api.ca_bundles(WebhookKind::Mutating, "absent").await.unwrap(), None);
+        let mutating = api.ca_bundles(WebhookKind::Mutating, "rkw").await.unwrap().unwrap();
+        assert_eq!(mutating, [("mutate.cephclusters.rook-kms-webhook.io".to_string(), b"PEM".to_vec())]);
         let names = vec![webhooks[0].0.clone()];
         api.apply_ca_bundle(WebhookKind::Validating, "rkw", &names, b"PEM").await.unwrap();
         let (method, uri, body) = seen.lock().unwrap().last().unwrap().clone();
