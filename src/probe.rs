@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rook_kms::probe::{ProbeFinding, ProbeMode, ProbeOptions, ProbeReport, ProbeResult, ProbeTarget, run};
+use rook_kms::probe::{ProbeMode, ProbeOptions, ProbeReport, ProbeResult, ProbeTarget, run};
 use rook_kms::providers::net::{AllowRule, NetPolicy};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -146,25 +146,16 @@ impl Prober {
         let slot = self.slot(key);
         let started = Instant::now();
         let mut ran = false;
-        let options = ProbeOptions { budget: budget.min(self.options.budget), ..self.options.clone() };
+        let budget = budget.min(self.options.budget);
         let init = slot.get_or_init(|| {
             ran = true;
-            async { Cached { report: run(target, &options).await, at: Instant::now() } }
+            // Only the caller that runs the probe builds its options.
+            let options = ProbeOptions { budget, ..self.options.clone() };
+            async move { Cached { report: run(target, &options).await, at: Instant::now() } }
         });
-        let report = match tokio::time::timeout(options.budget + Duration::from_millis(50), init).await {
+        let report = match tokio::time::timeout(budget + Duration::from_millis(50), init).await {
             Ok(cached) => cached.report.clone(),
-            Err(_) => ProbeReport {
-                provider,
-                result: ProbeResult::Timeout,
-                findings: vec![ProbeFinding::fail(
-                    rook_kms::probe::address_field(provider),
-                    format!(
-                        "live probe: the {} KMS did not answer within {:.1} s; it may be down or unreachable from the webhook.",
-                        rook_kms::probe::provider_name(provider),
-                        options.budget.as_secs_f64()
-                    ),
-                )],
-            },
+            Err(_) => rook_kms::probe::timed_out(provider, budget),
         };
         let seconds = started.elapsed().as_secs_f64();
         if let Some(m) = &self.metrics {

@@ -378,18 +378,23 @@ pub async fn run(target: &ProbeTarget, options: &ProbeOptions) -> ProbeReport {
             };
             ProbeReport { provider, result, findings }
         }
-        Err(_) => ProbeReport {
-            provider,
-            result: ProbeResult::Timeout,
-            findings: vec![ProbeFinding::fail(
-                address_field(provider),
-                format!(
-                    "live probe: the {} KMS did not answer within {:.1} s (--probe-timeout); it may be down or unreachable from the webhook.",
-                    provider_name(provider),
-                    options.budget.as_secs_f64()
-                ),
-            )],
-        },
+        Err(_) => timed_out(provider, options.budget),
+    }
+}
+
+/// The report for a probe that ran out of its budget.
+pub fn timed_out(provider: Provider, budget: Duration) -> ProbeReport {
+    ProbeReport {
+        provider,
+        result: ProbeResult::Timeout,
+        findings: vec![ProbeFinding::fail(
+            address_field(provider),
+            format!(
+                "live probe: the {} KMS did not answer within {:.1} s (--probe-timeout); it may be down or unreachable from the webhook.",
+                provider_name(provider),
+                budget.as_secs_f64()
+            ),
+        )],
     }
 }
 
